@@ -1,0 +1,5 @@
+//go:build !race
+
+package huntress
+
+const raceEnabled = false
