@@ -139,7 +139,11 @@ func (s *Set) PrintUsage() {
 	}
 	fmt.Fprintln(w, "Flags (each can also be set by the environment variable shown):")
 	s.fs.VisitAll(func(f *flag.Flag) {
-		line := "  --" + f.Name
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		line := "  " + dash + f.Name
 		if env := s.env[f.Name]; env != "" {
 			line += "  [$" + env + "]"
 		}

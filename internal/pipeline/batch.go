@@ -1,0 +1,158 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ezssh/siem-forwarder/audit"
+	"github.com/ezssh/siem-forwarder/internal/delivery"
+)
+
+// envelopeOverhead approximates the bytes a destination wraps around each event
+// (the HEC envelope), so that MaxBatchBytes bounds the request body.
+const envelopeOverhead = 160
+
+// batch is messages in hand and the events they carry, index for index.
+type batch struct {
+	msgs  []jetstream.Msg
+	evs   []delivery.Event
+	bytes int
+	// touched is when the messages' redelivery timers were last reset: by the
+	// batch loop until a sender takes the batch, then by the keeper under
+	// heldSet's lock.
+	touched time.Time
+}
+
+func newBatch(capacity int) *batch {
+	return &batch{
+		msgs:    make([]jetstream.Msg, 0, capacity),
+		evs:     make([]delivery.Event, 0, capacity),
+		touched: time.Now(),
+	}
+}
+
+// keepAlive resets the redelivery timers of the batch's messages if they were
+// last reset at least every ago.
+func (b *batch) keepAlive(now time.Time, every time.Duration) {
+	if now.Sub(b.touched) < every {
+		return
+	}
+	b.touched = now
+	for _, m := range b.msgs {
+		// A message already settled ignores this; one whose InProgress is
+		// lost is at worst delivered twice.
+		_ = m.InProgress()
+	}
+}
+
+func (b *batch) add(m jetstream.Msg, ev delivery.Event) {
+	b.msgs = append(b.msgs, m)
+	b.evs = append(b.evs, ev)
+	b.bytes += len(ev.Body) + envelopeOverhead
+}
+
+// batchLoop turns the route's messages into batches for the senders.
+//
+// Batching adapts to load: a batch that is not full is offered to the senders
+// at once (or after Linger), and a sender that is free takes it. Under light
+// load every event goes as soon as it arrives; under heavy load all senders are
+// busy, so events accumulate into full batches while they work. A full batch
+// blocks the loop until a sender takes it, which is the route's backpressure.
+//
+// When in is closed (the route stops pulling), the batch in hand is still
+// offered until hard is done, then NAKed. batchLoop closes r.batches on return.
+func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
+	defer close(r.batches)
+	var (
+		cur      *batch
+		lingerC  <-chan time.Time
+		lingered bool
+		timer    *time.Timer
+	)
+	keepalive := time.NewTicker(r.cfg.AckWait / 3)
+	defer keepalive.Stop()
+	handOff := func() {
+		b := cur
+		cur, lingerC, lingered = nil, nil, false
+		if timer != nil {
+			timer.Stop()
+		}
+		for {
+			select {
+			case r.batches <- b:
+				return
+			case now := <-keepalive.C:
+				b.keepAlive(now, r.cfg.AckWait/3)
+			case <-hard.Done():
+				r.settleNak(b.msgs)
+				return
+			}
+		}
+	}
+	for {
+		var out chan<- *batch
+		if cur != nil && (r.cfg.Linger <= 0 || lingered) {
+			out = r.batches
+		}
+		select {
+		case m, ok := <-in:
+			if !ok {
+				if cur != nil {
+					handOff()
+				}
+				return
+			}
+			ev, ok := r.admit(hard, m)
+			if !ok {
+				continue
+			}
+			if cur != nil && cur.bytes+len(ev.Body)+envelopeOverhead > r.cfg.MaxBatchBytes {
+				handOff()
+			}
+			if cur == nil {
+				cur = newBatch(r.cfg.MaxBatchEvents)
+				if r.cfg.Linger > 0 {
+					if timer == nil {
+						timer = time.NewTimer(r.cfg.Linger)
+					} else {
+						timer.Reset(r.cfg.Linger)
+					}
+					lingerC = timer.C
+				}
+			}
+			cur.add(m, ev)
+			if len(cur.evs) >= r.cfg.MaxBatchEvents {
+				handOff()
+			}
+		case out <- cur:
+			cur, lingerC, lingered = nil, nil, false
+		case now := <-keepalive.C:
+			// The batch being filled can wait long when every sender is
+			// busy retrying: keep its messages from being redelivered.
+			if cur != nil {
+				cur.keepAlive(now, r.cfg.AckWait/3)
+			}
+		case <-lingerC:
+			lingered, lingerC = true, nil
+		}
+	}
+}
+
+// admit checks a message before it joins a batch. A message that is not a
+// valid event, or that came back too often without being settled, is
+// dead-lettered here and admit returns false.
+func (r *runner) admit(ctx context.Context, m jetstream.Msg) (delivery.Event, bool) {
+	r.stats.received.Add(1)
+	if md, err := m.Metadata(); err == nil && md.NumDelivered > uint64(r.cfg.MaxDeliveries) {
+		r.deadLetter(ctx, m, reasonUndeliverable, errUndeliverable(md.NumDelivered))
+		return delivery.Event{}, false
+	}
+	fields, err := audit.Inspect(m.Data())
+	if err != nil {
+		r.deadLetter(ctx, m, reasonInvalid, err)
+		return delivery.Event{}, false
+	}
+	return delivery.Event{Time: fields.RequestDate, Body: m.Data()}, true
+}

@@ -1,0 +1,126 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sony/gobreaker/v2"
+)
+
+// runner runs one route: pull → batch → send → settle, with its breaker and
+// prober. Its goroutines are owned by run.
+type runner struct {
+	cfg      Config
+	route    Route
+	js       jetstream.JetStream
+	sink     Sink
+	log      *slog.Logger
+	consumer jetstream.Consumer
+	breaker  *breaker
+	pull     puller
+	held     heldSet
+	batches  chan *batch
+	stats    routeStats
+}
+
+func newRunner(cfg Config, route Route, js jetstream.JetStream, log *slog.Logger) *runner {
+	r := &runner{
+		cfg:     cfg,
+		route:   route,
+		js:      js,
+		sink:    route.Sink,
+		log:     log.With("route", route.Name),
+		batches: make(chan *batch),
+	}
+	r.breaker = newBreaker(route.Name, cfg.BreakerFailures, r.onBreakerChange)
+	return r
+}
+
+// consumerConfig is the route's durable consumer. An existing consumer keeps
+// where it delivers from and any pause in force.
+func (r *runner) consumerConfig(existing *jetstream.ConsumerInfo) jetstream.ConsumerConfig {
+	c := jetstream.ConsumerConfig{
+		Durable:       r.route.Consumer,
+		Description:   "EZSSH SIEM route " + r.route.Name + " → " + r.route.Destination,
+		FilterSubject: r.route.FilterSubject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       r.cfg.AckWait,
+		MaxAckPending: r.cfg.MaxAckPending,
+		// Crash loops are detected by the forwarder, which dead-letters
+		// instead of letting the server drop the message silently.
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if !r.route.StartTime.IsZero() {
+		t := r.route.StartTime
+		c.DeliverPolicy, c.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+	}
+	if existing != nil {
+		c.DeliverPolicy = existing.Config.DeliverPolicy
+		c.OptStartTime = existing.Config.OptStartTime
+		c.OptStartSeq = existing.Config.OptStartSeq
+		if existing.Paused {
+			c.PauseUntil = existing.Config.PauseUntil
+		}
+	}
+	return c
+}
+
+// ensureConsumer creates or updates the route's durable consumer.
+func (r *runner) ensureConsumer(ctx context.Context) error {
+	var existing *jetstream.ConsumerInfo
+	if c, err := r.js.Consumer(ctx, r.cfg.Stream, r.route.Consumer); err == nil {
+		existing = c.CachedInfo()
+	}
+	c, err := r.js.CreateOrUpdateConsumer(ctx, r.cfg.Stream, r.consumerConfig(existing))
+	if err != nil {
+		return fmt.Errorf("pipeline: route %s: consumer %s on stream %s: %w", r.route.Name, r.route.Consumer, r.cfg.Stream, err)
+	}
+	r.consumer = c
+	return nil
+}
+
+func (r *runner) recreateConsumer(ctx context.Context) {
+	if err := r.ensureConsumer(ctx); err != nil {
+		r.log.Error("cannot recreate consumer", "err", err)
+	}
+}
+
+// run runs the route until ctx is done and every batch in hand is settled or,
+// after ShutdownTimeout, NAKed.
+func (r *runner) run(ctx context.Context) {
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	stop := context.AfterFunc(ctx, func() {
+		r.pull.drain(true)
+		time.AfterFunc(r.cfg.ShutdownTimeout, cancelHard)
+	})
+	defer stop()
+
+	aux, cancelAux := context.WithCancel(hard)
+	var auxWG sync.WaitGroup
+	auxWG.Add(2)
+	go func() { defer auxWG.Done(); r.keep(aux) }()
+	go func() { defer auxWG.Done(); r.probeLoop(ctx) }()
+
+	in := make(chan jetstream.Msg, 64)
+	var wg sync.WaitGroup
+	wg.Add(2 + r.cfg.MaxInFlight)
+	go func() { defer wg.Done(); r.pullLoop(ctx, in) }()
+	go func() { defer wg.Done(); r.batchLoop(hard, in) }()
+	for range r.cfg.MaxInFlight {
+		go func() { defer wg.Done(); r.sendLoop(ctx, hard) }()
+	}
+	wg.Wait()
+	cancelAux()
+	auxWG.Wait()
+}
+
+func (r *runner) onBreakerChange(from, to gobreaker.State) {
+	r.stats.breaker.Store(int32(to))
+	r.log.Debug("breaker state changed", "from", from.String(), "to", to.String())
+}
