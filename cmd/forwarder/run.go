@@ -62,7 +62,7 @@ func runForwarder(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		Name:        "global",
 		Consumer:    f.consumer,
 		Destination: destination(client.URL()),
-		Sink:        client,
+		Sink:        wrapSink(client),
 	}}
 	fw, err := pipeline.New(conn.js, f.pipe, routes, log)
 	if err != nil {

@@ -59,8 +59,8 @@ func EnsureDLQStream(ctx context.Context, js jetstream.JetStream, name string, m
 	}
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        name,
-		Description: "EZSSH audit events that could not be delivered, with the reason in their headers",
-		Subjects:    []string{DLQSubjectPrefix + ".>"},
+		Description: "EZSSH audit events that could not be delivered, with the reason in their headers; and route state changes for the notifier",
+		Subjects:    []string{DLQSubjectPrefix + ".>", RouteEventSubjectPrefix + ".>"},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		MaxAge:      maxAge,

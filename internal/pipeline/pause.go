@@ -35,6 +35,7 @@ func (r *runner) probeLoop(ctx context.Context) {
 		}
 		incident := r.breaker.last()
 		r.logIncident(incident)
+		r.publishRouteEvent(ctx, RouteEvent{State: StateOpened, Class: delivery.ClassOf(incident).String(), Error: errText(incident)})
 		r.pull.drain(false)
 		pb.Reset()
 		for !r.breaker.isHealthy() {
@@ -59,6 +60,7 @@ func (r *runner) probeLoop(ctx context.Context) {
 		}
 		r.resumeConsumer(ctx)
 		r.log.Info("destination healthy again; route resumed", "destination", r.route.Destination)
+		r.publishRouteEvent(ctx, RouteEvent{State: StateRecovered})
 	}
 }
 
@@ -92,4 +94,11 @@ func (r *runner) resumeConsumer(ctx context.Context) {
 	if _, err := r.js.ResumeConsumer(cctx, r.cfg.Stream, r.route.Consumer); err != nil && ctx.Err() == nil {
 		r.log.Warn("cannot resume consumer on the server; it resumes by itself when the pause ends", "err", err)
 	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return truncate(err.Error(), maxErrorHeader)
 }
