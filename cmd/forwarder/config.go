@@ -72,7 +72,7 @@ func (h *hecFlags) config() (huntress.Config, error) {
 		AllowInsecureHTTP: h.allowInsecureHTTP,
 	}
 	if err := cfg.Validate(); err != nil {
-		return huntress.Config{}, &cliflag.UsageError{Msg: err.Error()}
+		return huntress.Config{}, &cliflag.UsageError{Msg: "HEC settings (HUNTRESS_HEC_URL --hec-url, HUNTRESS_HEC_TOKEN --hec-token, HUNTRESS_HEC_AUTH_SCHEME --hec-auth-scheme): " + err.Error()}
 	}
 	return cfg, nil
 }

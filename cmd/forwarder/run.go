@@ -42,7 +42,8 @@ func runForwarder(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, f.logLevel, f.logFormat).With("component", "forwarder")
+	base := newLogger(stderr, f.logLevel, f.logFormat)
+	log := base.With("component", "forwarder")
 	client, err := huntress.New(hecCfg)
 	if err != nil {
 		return &cliflag.UsageError{Msg: err.Error()}
@@ -64,7 +65,7 @@ func runForwarder(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		Destination: destination(client.URL()),
 		Sink:        wrapSink(client),
 	}}
-	fw, err := pipeline.New(conn.js, f.pipe, routes, log)
+	fw, err := pipeline.New(conn.js, f.pipe, routes, base)
 	if err != nil {
 		return err
 	}

@@ -110,7 +110,10 @@ func (s *Set) Parse(args []string) error {
 	for _, name := range names {
 		env := s.env[name]
 		v, ok := os.LookupEnv(env)
-		if !ok || v == "" {
+		if !ok || (v == "" && !isStringFlag(s.fs.Lookup(name))) {
+			// An empty variable sets a string flag to empty (as documented
+			// for flags where empty disables something); for numbers,
+			// durations and booleans it means unset.
 			continue
 		}
 		if err := s.fs.Set(name, v); err != nil {
@@ -154,6 +157,15 @@ func (s *Set) PrintUsage() {
 		}
 		fmt.Fprintf(w, "        %s\n", usage)
 	})
+}
+
+func isStringFlag(f *flag.Flag) bool {
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return false
+	}
+	_, isString := g.Get().(string)
+	return isString
 }
 
 func unwrapParse(err error) error {
