@@ -68,7 +68,9 @@ func Start(cfg Config) (*Server, error) {
 		SyncAlways: !cfg.NoSync,
 		NoSigs:     true,
 		NoLog:      !cfg.Logging,
-		MaxPayload: 2 << 20, // room for over-size events to reach the forwarder and be dead-lettered
+		// Room for over-size events (the stream takes up to 2 MiB + 64 KiB) to
+		// reach the forwarder and be dead-lettered as invalid.
+		MaxPayload: 4 << 20,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -58,6 +58,11 @@ type Config struct {
 	// ProbeTimeout bounds one probe of a paused destination. Default 10s.
 	ProbeTimeout time.Duration
 
+	// AgingWarning: while a route is paused, its admins are warned when its
+	// oldest held event would age out of the stream (MaxAge) within this
+	// long. Default 24h.
+	AgingWarning time.Duration
+
 	// ShutdownTimeout bounds how long the batches in hand may take to finish
 	// after a stop; what is not delivered by then is NAKed. Default 10s.
 	ShutdownTimeout time.Duration
@@ -93,6 +98,7 @@ func (c Config) withDefaults() Config {
 	defd(&c.PauseMin, 5*time.Second)
 	defd(&c.PauseMax, 5*time.Minute)
 	defd(&c.ProbeTimeout, 10*time.Second)
+	defd(&c.AgingWarning, 24*time.Hour)
 	defd(&c.ShutdownTimeout, 10*time.Second)
 	return c
 }

@@ -177,8 +177,8 @@ func TestShutdownNaksWhatDidNotFinish(t *testing.T) {
 
 func TestDeadLettersRejectedEventsAndDeliversTheRest(t *testing.T) {
 	js := startJetStream(t)
-	want := publishN(t, js, 2_000, 2, "poison")
-	poison := map[string]bool{"poison-000017": true, "poison-000999": true, "poison-001500": true}
+	want := publishN(t, js, 20_000, 20, "poison")
+	poison := map[string]bool{"poison-000000": true, "poison-004321": true, "poison-010000": true, "poison-010001": true, "poison-019999": true}
 	h := startHEC(t, huntress.CollectorOptions{
 		RejectEvent: func(body []byte) bool {
 			for id := range poison {
@@ -193,8 +193,8 @@ func TestDeadLettersRejectedEventsAndDeliversTheRest(t *testing.T) {
 	for id := range poison {
 		delete(want, id)
 	}
-	eventually(t, 30*time.Second, "good events delivered", func() bool { return h.unique() >= len(want) })
-	dlq := dlqMessages(t, js, 3)
+	eventually(t, 60*time.Second, "good events delivered", func() bool { return h.unique() >= len(want) })
+	dlq := dlqMessages(t, js, len(poison))
 	for _, m := range dlq {
 		if got := m.Header.Get(pipeline.HeaderReason); got != "rejected" {
 			t.Errorf("dead letter reason %q, want rejected", got)
@@ -216,7 +216,12 @@ func TestDeadLettersRejectedEventsAndDeliversTheRest(t *testing.T) {
 func TestInvalidEventsAreDeadLettered(t *testing.T) {
 	js := startJetStream(t)
 	ctx := context.Background()
+	big := append([]byte(`{"EventId":"big","EventType":"EZSSH_SSH","SubscriptionId":"sub-01","RequestDate":"2026-01-01T00:00:00Z","Padding":"`),
+		repeat('x', 2<<20)...)
+	big = append(big, `"}`...)
 	bad := [][]byte{
+		{},
+		big,
 		[]byte(`not json`),
 		[]byte(`[1,2,3]`),
 		[]byte("{\"EventId\":\"x\xff\"}"),

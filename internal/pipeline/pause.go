@@ -42,6 +42,7 @@ func (r *runner) probeLoop(ctx context.Context) {
 			wait := pb.NextBackOff()
 			until := time.Now().Add(wait)
 			r.pauseConsumer(ctx, until.Add(r.cfg.ProbeTimeout))
+			r.checkAging(ctx)
 			if !sleepCtx(ctx, wait) {
 				return
 			}

@@ -1,0 +1,140 @@
+package pipeline_test
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ezssh/siem-forwarder/audit"
+	"github.com/ezssh/siem-forwarder/internal/huntress"
+	"github.com/ezssh/siem-forwarder/internal/pipeline"
+)
+
+// A destination that refuses our token, then is down, for many probe cycles:
+// nothing is dead-lettered, the events in line are not redelivered (their
+// delivery count does not grow toward the crash-loop limit), and everything
+// arrives once it recovers.
+func TestLongOutageDeadLettersNothing(t *testing.T) {
+	js := startJetStream(t)
+	want := publishN(t, js, 1_000, 2, "outage")
+	var mode atomic.Int32 // 0: 401, 1: 503, 2: healthy
+	var probes atomic.Int64
+	h := startHEC(t, huntress.CollectorOptions{
+		Fail: func(_ *http.Request, events [][]byte) (int, string, bool) {
+			if events == nil {
+				probes.Add(1)
+			}
+			switch mode.Load() {
+			case 0:
+				return http.StatusUnauthorized, `{"text":"Invalid token","code":4}`, true
+			case 1:
+				return http.StatusServiceUnavailable, `{"text":"Server is busy","code":9}`, true
+			}
+			return 0, "", false
+		},
+	})
+	cfg := fastConfig()
+	cfg.PauseMax = 300 * time.Millisecond
+	cfg.MaxDeliveries = 2
+	f, _ := startForwarder(t, js, cfg, pipeline.Route{Name: "global", Sink: h.client(t)})
+	eventually(t, 20*time.Second, "probe cycles while the token is refused", func() bool { return probes.Load() >= 8 })
+	if !consumerInfo(t, js, "global").Paused {
+		t.Error("consumer not paused while the destination refuses the token")
+	}
+	mode.Store(1)
+	p := probes.Load()
+	eventually(t, 20*time.Second, "probe cycles while the HEC is down", func() bool { return probes.Load() >= p+8 })
+	mode.Store(2)
+	eventually(t, 30*time.Second, "all delivered after recovery", func() bool { return h.unique() >= len(want) })
+	h.check(t, want)
+	if n := len(streamMessages(t, js, "ezssh.dlq.")); n != 0 {
+		t.Errorf("%d events dead-lettered during an outage", n)
+	}
+	info := consumerInfo(t, js, "global")
+	if info.NumRedelivered != 0 {
+		t.Errorf("%d messages redelivered during the outage: the events in line moved toward the delivery limit", info.NumRedelivered)
+	}
+	if s := f.Stats()[0]; s.DeadLettered != 0 {
+		t.Errorf("stats count %d dead letters", s.DeadLettered)
+	}
+	evs := routeEvents(t, js)
+	if !hasState(evs, pipeline.StateOpened) || !hasState(evs, pipeline.StateRecovered) {
+		t.Errorf("route events %+v, want opened and recovered", evs)
+	}
+	for _, ev := range evs {
+		if ev.State == pipeline.StateOpened && ev.Class != "misconfigured" {
+			t.Errorf("incident opened with class %q, want misconfigured (401)", ev.Class)
+		}
+	}
+}
+
+func TestTooLargeBatchesAreSplit(t *testing.T) {
+	js := startJetStream(t)
+	want := publishN(t, js, 300, 2, "split")
+	// One event bigger than anything the HEC takes.
+	huge := eventBody("split-huge", "sub-00", 0)
+	huge = append(huge[:len(huge)-1], []byte(`,"Padding":"`+repeat('x', 40_000)+`"}`)...)
+	if _, err := audit.NewPublisher(js, audit.PublisherOptions{}).PublishRaw(context.Background(), huge); err != nil {
+		t.Fatal(err)
+	}
+	h := startHEC(t, huntress.CollectorOptions{MaxBodyBytes: 20_000})
+	startForwarder(t, js, fastConfig(), pipeline.Route{Name: "global", Sink: h.client(t)})
+	eventually(t, 30*time.Second, "all that fit delivered", func() bool { return h.unique() >= len(want) })
+	for _, m := range dlqMessages(t, js, 1) {
+		if !contains(m.Data, "split-huge") {
+			t.Errorf("dead letter is not the oversized event")
+		}
+		if got := m.Header.Get(pipeline.HeaderStatus); got != "413" {
+			t.Errorf("dead letter status %q, want 413", got)
+		}
+		if string(m.Data) != string(huge) {
+			t.Errorf("dead letter body changed")
+		}
+	}
+	h.check(t, want)
+}
+
+func repeat(c byte, n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = c
+	}
+	return string(b)
+}
+
+func TestWarnsBeforeHeldEventsAgeOut(t *testing.T) {
+	js := startJetStream(t)
+	if _, err := audit.EnsureStream(context.Background(), js, audit.StreamOptions{MaxAge: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, js, 50, 1, "aging")
+	h := startHEC(t, huntress.CollectorOptions{
+		Fail: func(*http.Request, [][]byte) (int, string, bool) {
+			return http.StatusServiceUnavailable, `{"text":"Server is busy","code":9}`, true
+		},
+	})
+	cfg := fastConfig()
+	cfg.AgingWarning = 2 * time.Hour // everything held is within the warning
+	startForwarder(t, js, cfg, pipeline.Route{Name: "global", Sink: h.client(t)})
+	var aging pipeline.RouteEvent
+	eventually(t, 20*time.Second, "an aging warning", func() bool {
+		for _, ev := range routeEvents(t, js) {
+			if ev.State == pipeline.StateAging {
+				aging = ev
+				return true
+			}
+		}
+		return false
+	})
+	if aging.HeldEvents != 50 {
+		t.Errorf("aging warning counts %d held events, want 50", aging.HeldEvents)
+	}
+	if d := time.Until(aging.ExpiresAt); d < 50*time.Minute || d > time.Hour {
+		t.Errorf("held events expire in %v, want about an hour", d)
+	}
+	if len(streamMessages(t, js, "ezssh.dlq.")) != 0 {
+		t.Error("events dead-lettered while held")
+	}
+}
