@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBenchSmall runs every phase with small numbers and checks that the
+// JSON results and the report carry every number. It builds and runs the
+// real forwarder, so it takes a while.
+func TestBenchSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the forwarder; skipped with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	args := []string{"--events", "2000", "--latency-rate", "500", "--latency-duration", "2s", "--phases", "a,b,c,d", "--json"}
+	if err := run(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var res Results
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("decode results: %v\n%s", err, stdout.String())
+	}
+
+	positive := map[string]float64{
+		"a drain rate":   rateOf(res.Ceiling),
+		"b drain rate":   rateOf(drainOf(res.Forwarder)),
+		"b ratio":        field(res.Forwarder, func(f *Forwarding) float64 { return f.RatioToCeiling }),
+		"b CPU":          field(res.Forwarder, func(f *Forwarding) float64 { return float64(f.CPUSeconds) }),
+		"b peak RSS":     field(res.Forwarder, func(f *Forwarding) float64 { return float64(f.PeakRSSBytes) }),
+		"d drain rate":   rateOf(drainOf(res.ScaleOut)),
+		"d CPU":          field(res.ScaleOut, func(f *Forwarding) float64 { return float64(f.CPUSeconds) }),
+		"d ratio":        res.ScaleOutRatio,
+		"avg event size": float64(res.AvgEventBytes),
+	}
+	if c := res.Latency; c != nil {
+		for name, q := range map[string]Percentiles{"c end to end": c.EndToEnd, "c JetStream": c.JetStream} {
+			positive[name+" p50"], positive[name+" p90"], positive[name+" p99"], positive[name+" max"] = float64(q.P50), float64(q.P90), float64(q.P99), float64(q.Max)
+			positive[name+" count"] = float64(q.Count)
+			if q.P50 > q.P90 || q.P90 > q.P99 || q.P99 > q.Max {
+				t.Errorf("%s percentiles out of order: %+v", name, q)
+			}
+		}
+		positive["c CPU"] = float64(c.CPUSeconds)
+	} else {
+		t.Error("no latency results")
+	}
+	for name, v := range positive {
+		if !(v > 0) {
+			t.Errorf("%s = %v, want > 0", name, v)
+		}
+	}
+	if f := res.Forwarder; f != nil && f.Events != 2000 {
+		t.Errorf("phase b drained %d events, want 2000", f.Events)
+	}
+	if len(res.Targets) != 5 {
+		t.Errorf("%d targets evaluated, want 5: %+v", len(res.Targets), res.Targets)
+	}
+
+	var report bytes.Buffer
+	if err := writeReport(&report, &res); err != nil {
+		t.Fatal(err)
+	}
+	text := report.String()
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`\(a\)[^\n]*\n(.*\n)*?    drain +[0-9.]+ s +[0-9,]+ events/s`),
+		regexp.MustCompile(`\(b\)[^\n]*\n(.*\n)*?    drain +[0-9.]+ s +[0-9,]+ events/s`),
+		regexp.MustCompile(`ratio b/a +[0-9.]+`),
+		regexp.MustCompile(`forwarder CPU +[0-9.]+ s +[0-9.]+ CPU-s per 100k events`),
+		regexp.MustCompile(`peak RSS +[0-9.]+ MB`),
+		regexp.MustCompile(`end to end +p50 +[0-9.]+ ms +p90 +[0-9.]+ ms +p99 +[0-9.]+ ms +max +[0-9.]+ ms`),
+		regexp.MustCompile(`JetStream only +p50 +[0-9.]+ ms +p90 +[0-9.]+ ms +p99 +[0-9.]+ ms +max +[0-9.]+ ms`),
+		regexp.MustCompile(`ratio d/b +[0-9.]+`),
+		regexp.MustCompile(`[0-5] of 5 met`),
+	} {
+		if !want.MatchString(text) {
+			t.Errorf("report lacks %s:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "unknown") {
+		t.Errorf("report has an unknown number:\n%s", text)
+	}
+}
+
+func drainOf(f *Forwarding) *Drain {
+	if f == nil {
+		return nil
+	}
+	return &f.Drain
+}
+
+func rateOf(d *Drain) float64 {
+	if d == nil {
+		return 0
+	}
+	return d.Rate
+}
+
+func field(f *Forwarding, get func(*Forwarding) float64) float64 {
+	if f == nil {
+		return 0
+	}
+	return get(f)
+}
+
+func TestParseFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		wantErr bool
+		phases  string
+	}{
+		{args: nil, phases: "abcd"},
+		{args: []string{"--phases", "b, D"}, phases: "bd"},
+		{args: []string{"--phases", "e"}, wantErr: true},
+		{args: []string{"--events", "0"}, wantErr: true},
+		{args: []string{"--latency-duration", "1s"}, wantErr: true},
+		{args: []string{"extra"}, wantErr: true},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			o, err := parseFlags(tc.args, &bytes.Buffer{})
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			got := ""
+			for _, p := range allPhases {
+				if o.phases[p] {
+					got += p
+				}
+			}
+			if got != tc.phases {
+				t.Errorf("phases %q, want %q", got, tc.phases)
+			}
+		})
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(i)*time.Millisecond)
+	}
+	for p, want := range map[float64]time.Duration{0.5: 50 * time.Millisecond, 0.99: 99 * time.Millisecond, 1: 100 * time.Millisecond} {
+		if got := percentile(d, p); got != want {
+			t.Errorf("percentile(%v) = %v, want %v", p, got, want)
+		}
+	}
+}

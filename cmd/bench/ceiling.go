@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ezssh/siem-forwarder/audit"
+)
+
+// ceilingPull is the bare consumer's PullMaxMessages: generous, so that the
+// ceiling is JetStream's and not the pull request's.
+const ceilingPull = 2000
+
+// ceiling is phase (a): the rate at which a bare durable pull consumer in
+// this process drains the backlog, acking each message and doing nothing
+// else. Its consumer gets the forwarder's MaxAckPending, so the only
+// difference between (a) and (b) is the forwarder's own work.
+func (b *bench) ceiling(ctx context.Context) (*Drain, error) {
+	st, err := newStage(ctx, b.root, "a")
+	if err != nil {
+		return nil, err
+	}
+	defer st.close()
+	b.logf("phase a: publishing %d events (fsync always)", len(b.bodies))
+	pub, err := st.publish(ctx, b.bodies)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := st.js.CreateOrUpdateConsumer(ctx, audit.StreamName, jetstream.ConsumerConfig{
+		Durable:       "bench-ceiling",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: 20_000,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	b.logf("phase a: draining with a bare pull consumer")
+	start, cpu0 := time.Now(), selfCPU()
+	it, err := cons.Messages(jetstream.PullMaxMessages(ceilingPull))
+	if err != nil {
+		return nil, err
+	}
+	defer it.Stop()
+	waitCtx, cancel := context.WithTimeout(ctx, b.opts.drainTimeout)
+	defer cancel()
+	unblock := context.AfterFunc(waitCtx, it.Stop) // Next has no context of its own
+	defer unblock()
+	for n := 0; n < len(b.bodies); {
+		m, err := it.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("only %d of %d messages drained within %v", n, len(b.bodies), b.opts.drainTimeout)
+		}
+		if err != nil {
+			continue // a missed heartbeat or similar; the iterator carries on
+		}
+		if err := m.Ack(); err != nil {
+			return nil, err
+		}
+		n++
+	}
+	took, cpu := time.Since(start), selfCPU()-cpu0
+	if err := st.waitDrained(ctx, "bench-ceiling", 30*time.Second); err != nil {
+		return nil, err
+	}
+	n := len(b.bodies)
+	return &Drain{Events: n, PublishSeconds: secs(pub), PublishRate: perSecond(n, pub), Seconds: secs(took), Rate: perSecond(n, took), BenchCPUSeconds: secs(cpu)}, nil
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"time"
+)
+
+// forward is phases (b) and (d): a fresh backlog drained by n forwarder
+// processes sharing one durable consumer, timed from their start until the
+// collector holds every distinct EventId. The forwarders are then stopped
+// with SIGTERM, and what they used read from the kernel.
+func (b *bench) forward(ctx context.Context, phase string, n int, res *Results) (*Forwarding, error) {
+	st, err := newStage(ctx, b.root, phase)
+	if err != nil {
+		return nil, err
+	}
+	defer st.close()
+	b.logf("phase %s: publishing %d events (fsync always)", phase, len(b.bodies))
+	pub, err := st.publish(ctx, b.bodies)
+	if err != nil {
+		return nil, err
+	}
+	col, err := startCollector(len(b.bodies))
+	if err != nil {
+		return nil, err
+	}
+	defer col.Close()
+
+	b.logf("phase %s: draining with %d forwarder(s)", phase, n)
+	start, cpu0 := time.Now(), selfCPU()
+	fl, err := startFleet(ctx, b.bin, b.logDir, phase, n, st.url(), col.URL())
+	if err != nil {
+		return nil, err
+	}
+	defer fl.kill()
+	if err := col.waitFor(ctx, len(b.bodies), b.opts.drainTimeout, fl.exited); err != nil {
+		return nil, fl.explain(err)
+	}
+	took, benchCPU := time.Since(start), selfCPU()-cpu0
+	stats, err := fl.stop()
+	if err != nil {
+		return nil, err
+	}
+	if err := st.waitDrained(ctx, consumerName, 5*time.Second); err != nil {
+		res.Warnings = append(res.Warnings, "phase "+phase+": after SIGTERM: "+err.Error())
+	}
+
+	events := len(b.bodies)
+	out := &Forwarding{
+		Drain:     Drain{Events: events, PublishSeconds: secs(pub), PublishRate: perSecond(events, pub), Seconds: secs(took), Rate: perSecond(events, took), BenchCPUSeconds: secs(benchCPU)},
+		Instances: n,
+	}
+	var cpu time.Duration
+	for _, s := range stats {
+		cpu += s.CPU
+		out.PeakRSSBytes = max(out.PeakRSSBytes, s.PeakRSS)
+	}
+	out.CPUSeconds = secs(cpu)
+	out.CPUPer100k = cpu.Seconds() * 100_000 / float64(events)
+	_, out.Duplicates = col.distinct()
+	return out, nil
+}

@@ -1,0 +1,27 @@
+// Command bench measures the forwarder against the JetStream it reads from,
+// on this machine, in one run: (a) the ceiling of a bare pull consumer, (b)
+// one forwarder draining the same backlog into a local HEC collector, with
+// its CPU and memory, (c) end-to-end latency at a steady rate and (d) three
+// forwarders sharing one consumer. Every phase gets a fresh fsync-always
+// embedded nats-server, so each drains an equal backlog.
+//
+//	go run ./cmd/bench [--events 200000] [--phases a,b,c,d] [--json]
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// writeReport prints res for a person: each phase's numbers, then every
+// target with its verdict and, when missed, by how much.
+func writeReport(w io.Writer, res *Results) error {
+	p := &printer{w: w, cpus: res.CPUs}
+	p.f("EZSSH forwarder benchmark: %s, %d CPUs", res.Platform, res.CPUs)
+	p.f("embedded nats-server with fsync always (sync_interval: always), a fresh one per phase")
+	if res.AvgEventBytes > 0 {
+		p.f("backlog: %s events of %d B on average, over %d subscriptions", count(float64(res.Events)), res.AvgEventBytes, res.Subscriptions)
+	}
+	if a := res.Ceiling; a != nil {
+		p.f("")
+		p.f("(a) JetStream ceiling: bare durable pull consumer, PullMaxMessages %d, explicit ack", ceilingPull)
+		p.publish(a)
+		p.f("    drain          %8.2f s   %10s events/s", float64(a.Seconds), count(a.Rate))
+		p.f("    bench CPU      %8.2f s   (nats-server + bare consumer, during the drain)", float64(a.BenchCPUSeconds))
+	}
+	if b := res.Forwarder; b != nil {
+		p.f("")
+		p.f("(b) one forwarder → local HEC collector (gzip on), timed from process start to the last distinct event")
+		p.forwarding(b)
+		if res.Ceiling != nil {
+			p.f("    ratio b/a      %8.2f", b.RatioToCeiling)
+		}
+	}
+	if c := res.Latency; c != nil {
+		p.f("")
+		p.f("(c) end-to-end latency (collector receipt − RequestDate), one forwarder on an empty stream")
+		p.f("    published      %8s events in %.1f s: %s events/s (asked %d/s); %s measured after the %v warm-up",
+			count(float64(c.Published)), float64(c.Seconds), count(c.Rate), c.TargetRate, count(float64(c.EndToEnd.Count)), warmUp)
+		p.percentiles("end to end", c.EndToEnd)
+		p.percentiles("JetStream only", c.JetStream)
+		p.f("                   (JetStream only: delivery to a bare ordered consumer beside the forwarder − RequestDate)")
+		p.f("    forwarder CPU  %8.2f s   (%.2f CPU-s per 100k events at this rate)   peak RSS %s",
+			float64(c.CPUSeconds), c.CPUPer100k, mb(c.PeakRSSBytes))
+	}
+	if d := res.ScaleOut; d != nil {
+		p.f("")
+		p.f("(d) scale-out: %d forwarders on one durable consumer", d.Instances)
+		p.forwarding(d)
+		if res.Forwarder != nil {
+			p.f("    ratio d/b      %8.2f", res.ScaleOutRatio)
+		}
+	}
+	p.f("")
+	p.f("targets")
+	met := 0
+	for _, t := range res.Targets {
+		verdict := "ok"
+		if t.Met {
+			met++
+		} else {
+			verdict = "MISS " + missBy(t)
+		}
+		op := "≥"
+		if t.AtMost {
+			op = "≤"
+		}
+		p.f("    %-40s %12s   target %s %-10s  %s", t.Name, num(t.Value, t.Unit), op, num(t.Limit, t.Unit), verdict)
+	}
+	p.f("    %d of %d met", met, len(res.Targets))
+	for _, warn := range res.Warnings {
+		p.f("warning: %s", warn)
+	}
+	p.f("(took %.0f s)", float64(res.Elapsed))
+	return p.err
+}
+
+// printer writes lines and keeps the first error.
+type printer struct {
+	w    io.Writer
+	cpus int
+	err  error
+}
+
+func (p *printer) f(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format+"\n", args...)
+	}
+}
+
+func (p *printer) percentiles(name string, q Percentiles) {
+	p.f("    %-14s p50 %7.2f ms   p90 %7.2f ms   p99 %7.2f ms   max %7.2f ms",
+		name, float64(q.P50), float64(q.P90), float64(q.P99), float64(q.Max))
+}
+
+func (p *printer) publish(d *Drain) {
+	p.f("    publish        %8.2f s   %10s events/s (backlog, not the forwarder)", float64(d.PublishSeconds), count(d.PublishRate))
+}
+
+func (p *printer) forwarding(f *Forwarding) {
+	p.publish(&f.Drain)
+	p.f("    drain          %8.2f s   %10s events/s", float64(f.Seconds), count(f.Rate))
+	p.f("    forwarder CPU  %8.2f s   %10.2f CPU-s per 100k events", float64(f.CPUSeconds), f.CPUPer100k)
+	p.f("    bench CPU      %8.2f s   (nats-server + collector, during the drain)", float64(f.BenchCPUSeconds))
+	if f.Seconds > 0 && p.cpus > 0 {
+		p.f("    machine busy   %8.0f %%   ≈ (forwarder + bench CPU) / (drain time × %d CPUs)",
+			100*float64(f.CPUSeconds+f.BenchCPUSeconds)/(float64(f.Seconds)*float64(p.cpus)), p.cpus)
+	}
+	p.f("    peak RSS       %10s   (largest instance)", mb(f.PeakRSSBytes))
+	if f.Duplicates > 0 {
+		p.f("    duplicates     %8d     events the collector received more than once", f.Duplicates)
+	}
+}
+
+// missBy says how far a missed target is off.
+func missBy(t Target) string {
+	if t.Limit == 0 || t.Value == 0 {
+		return ""
+	}
+	if t.AtMost {
+		if t.Value < 2*t.Limit {
+			return fmt.Sprintf("(%.0f%% over, by %s)", 100*(t.Value/t.Limit-1), num(t.Value-t.Limit, t.Unit))
+		}
+		return fmt.Sprintf("(%.1f× the limit, %s over)", t.Value/t.Limit, num(t.Value-t.Limit, t.Unit))
+	}
+	return fmt.Sprintf("(%.0f%% of the target, %s short)", 100*t.Value/t.Limit, num(t.Limit-t.Value, t.Unit))
+}
+
+func num(v float64, unit string) string {
+	s := strconv.FormatFloat(v, 'f', 2, 64)
+	if unit == "" {
+		return s
+	}
+	return s + " " + unit
+}
+
+func mb(b int64) string {
+	if b <= 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.1f MB", float64(b)/1e6)
+}
+
+// count formats a rate or count with thousands separators.
+func count(v float64) string {
+	s := strconv.FormatInt(int64(v+0.5), 10)
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ezssh/siem-forwarder/audit"
+	"github.com/ezssh/siem-forwarder/internal/embedded"
+)
+
+// stage is one phase's world: a fresh embedded nats-server, fsync-always as
+// the product ships, with its store in its own folder, and the audit stream
+// on it. A fresh server per phase gives every phase the same empty disk
+// state, no consumer left over and no publish-dedup memory of the reused
+// EventIds.
+type stage struct {
+	srv    *embedded.Server
+	dir    string
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+}
+
+func newStage(ctx context.Context, root, name string) (*stage, error) {
+	dir := filepath.Join(root, "nats-"+name)
+	srv, err := embedded.Start(embedded.Config{StoreDir: dir})
+	if err != nil {
+		return nil, err
+	}
+	s := &stage{srv: srv, dir: dir}
+	s.nc, err = nats.Connect(srv.URL(), nats.Name("ezssh-bench"))
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("connect to the embedded server: %w", err)
+	}
+	s.js, err = jetstream.New(s.nc)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.stream, err = audit.EnsureStream(ctx, s.js, audit.StreamOptions{})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *stage) url() string { return s.srv.URL() }
+
+// close stops the server and removes its store. It is safe on a partly
+// built stage.
+func (s *stage) close() {
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	s.srv.Shutdown()
+	os.RemoveAll(s.dir)
+}
+
+// publish stores bodies in the stream as the audit Publisher does (async,
+// Nats-Msg-Id set), waits for every PubAck and checks the stream holds them
+// all. It returns how long that took.
+func (s *stage) publish(ctx context.Context, bodies [][]byte) (time.Duration, error) {
+	p := audit.NewPublisher(s.js, audit.PublisherOptions{})
+	before, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for _, b := range bodies {
+		if err := p.PublishRawAsync(ctx, b); err != nil {
+			return 0, fmt.Errorf("publish backlog: %w", err)
+		}
+	}
+	if err := p.Flush(ctx); err != nil {
+		return 0, fmt.Errorf("publish backlog: %w", err)
+	}
+	took := time.Since(start)
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if got := info.State.Msgs - before.State.Msgs; got != uint64(len(bodies)) {
+		return 0, fmt.Errorf("published %d events but the stream stored %d (deduplicated?)", len(bodies), got)
+	}
+	return took, nil
+}
+
+// waitDrained waits until the durable consumer has nothing pending and
+// nothing unacknowledged, checking every 50ms until timeout.
+func (s *stage) waitDrained(ctx context.Context, consumer string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	var last *jetstream.ConsumerInfo
+	for {
+		c, err := s.js.Consumer(ctx, audit.StreamName, consumer)
+		if err == nil {
+			last, err = c.Info(ctx)
+			if err == nil && last.NumPending == 0 && last.NumAckPending == 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if last == nil {
+				return fmt.Errorf("consumer %s: no info within %v: %w", consumer, timeout, err)
+			}
+			return fmt.Errorf("consumer %s not drained within %v: %d pending, %d unacknowledged",
+				consumer, timeout, last.NumPending, last.NumAckPending)
+		case <-t.C:
+		}
+	}
+}
+
+// waitConsumer waits until the durable consumer exists: a forwarder that
+// created it is about to pull.
+func (s *stage) waitConsumer(ctx context.Context, consumer string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, err := s.js.Consumer(ctx, audit.StreamName, consumer); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("consumer %s not created within %v", consumer, timeout)
+		case <-t.C:
+		}
+	}
+}
