@@ -10,8 +10,9 @@ import (
 	"testing"
 )
 
-// forwarderBin is the forwarder binary TestMain built.
-var forwarderBin string
+// forwarderBin is the forwarder binary TestMain built; forwarderHooksBin is
+// the same with the testhooks build tag.
+var forwarderBin, forwarderHooksBin string
 
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
@@ -40,6 +41,16 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	forwarderBin = bin
+	// The same forwarder with the test-only crash hook compiled in
+	// (FORWARDER_TEST_CRASH_ON), for the crash-loop test.
+	hooks := filepath.Join(dir, "forwarder-testhooks")
+	build = exec.Command("go", "build", "-tags", "testhooks", "-o", hooks, "./cmd/forwarder")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: go build -tags testhooks ./cmd/forwarder failed: %v\n%s", err, out)
+		return 1
+	}
+	forwarderHooksBin = hooks
 	return m.Run()
 }
 

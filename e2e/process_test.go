@@ -35,8 +35,14 @@ type process struct {
 // its output is checked for the token and, if the test failed, logged.
 func startForwarder(t *testing.T, name string, env map[string]string, args ...string) *process {
 	t.Helper()
+	return startBinary(t, forwarderBin, name, env, args...)
+}
+
+// startBinary is startForwarder for a given build of the forwarder.
+func startBinary(t *testing.T, bin, name string, env map[string]string, args ...string) *process {
+	t.Helper()
 	p := &process{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(forwarderBin, args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = forwarderEnv(env)
 	p.cmd.Dir = t.TempDir()
 	p.cmd.Stdout = &p.stdout
@@ -79,10 +85,8 @@ func forwarderEnv(env map[string]string) []string {
 }
 
 // runEnv is the environment of a forwarder that consumes natsURL's stream as
-// consumer and posts to hecURL. The health server listens on a free port
-// rather than being disabled: an empty FORWARDER_HTTP_ADDR is ignored like an
-// unset one, so it would bind the default 127.0.0.1:8080 and a second
-// process would fail to start.
+// consumer and posts to hecURL. The health server listens on a free port, so
+// several processes can run side by side and be probed.
 func runEnv(t *testing.T, natsURL, hecURL, consumer string) map[string]string {
 	return map[string]string{
 		"NATS_URL":            natsURL,

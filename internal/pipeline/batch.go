@@ -65,6 +65,7 @@ func (b *batch) add(m jetstream.Msg, ev delivery.Event) {
 // offered until hard is done, then NAKed. batchLoop closes r.batches on return.
 func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 	defer close(r.batches)
+	defer close(r.quarantine)
 	var (
 		cur      *batch
 		lingerC  <-chan time.Time
@@ -104,8 +105,16 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 				}
 				return
 			}
-			ev, ok := r.admit(hard, m)
+			ev, md, ok := r.admit(hard, m)
 			if !ok {
+				continue
+			}
+			if md != nil && md.NumDelivered > suspectAfter {
+				select {
+				case r.quarantine <- suspect{msg: m, ev: ev, seq: md.Sequence.Stream, delivered: md.NumDelivered}:
+				case <-hard.Done():
+					_ = m.Nak()
+				}
 				continue
 			}
 			if cur != nil && cur.bytes+len(ev.Body)+envelopeOverhead > r.cfg.MaxBatchBytes {
@@ -141,18 +150,22 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 }
 
 // admit checks a message before it joins a batch. A message that is not a
-// valid event, or that came back too often without being settled, is
-// dead-lettered here and admit returns false.
-func (r *runner) admit(ctx context.Context, m jetstream.Msg) (delivery.Event, bool) {
+// valid event, or that came back more than MaxDeliveries times, is
+// dead-lettered here and admit returns ok false. md is the message's metadata
+// when it came back at least once (nil on a first delivery, the common case).
+func (r *runner) admit(ctx context.Context, m jetstream.Msg) (ev delivery.Event, md *jetstream.MsgMetadata, ok bool) {
 	r.stats.received.Add(1)
-	if md, err := m.Metadata(); err == nil && md.NumDelivered > uint64(r.cfg.MaxDeliveries) {
-		r.deadLetter(ctx, m, reasonUndeliverable, errUndeliverable(md.NumDelivered))
-		return delivery.Event{}, false
+	if meta, err := m.Metadata(); err == nil && meta.NumDelivered > 1 {
+		if meta.NumDelivered > uint64(r.cfg.MaxDeliveries) {
+			r.deadLetter(ctx, m, reasonUndeliverable, errUndeliverable(meta.NumDelivered))
+			return delivery.Event{}, nil, false
+		}
+		md = meta
 	}
 	fields, err := audit.Inspect(m.Data())
 	if err != nil {
 		r.deadLetter(ctx, m, reasonInvalid, err)
-		return delivery.Event{}, false
+		return delivery.Event{}, nil, false
 	}
-	return delivery.Event{Time: fields.RequestDate, Body: m.Data()}, true
+	return delivery.Event{Time: fields.RequestDate, Body: m.Data()}, md, true
 }

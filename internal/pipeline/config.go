@@ -37,9 +37,17 @@ type Config struct {
 	// batches).
 	MaxAckPending int
 	// MaxDeliveries dead-letters a message as undeliverable when it arrives for
-	// the (MaxDeliveries+1)th time without ever having been settled: it crashed
-	// or hung whoever held it. Default 10.
+	// the (MaxDeliveries+1)th time without ever having been settled, whatever
+	// the reason: the last bound on a crash loop. Default 10.
 	MaxDeliveries int
+
+	// MaxCrashes dead-letters a message suspected of crashing the forwarder
+	// (it came back more than twice) once it was sent alone this many times
+	// without the process surviving to settle it. Default 3.
+	MaxCrashes int
+	// SuspectBucket is the KV bucket that records those solo attempts.
+	// Default "EZSSH_FORWARDER_SUSPECTS".
+	SuspectBucket string
 
 	// RetryInitial is the first retry delay of a failed send. Default 250ms.
 	RetryInitial time.Duration
@@ -92,6 +100,10 @@ func (c Config) withDefaults() Config {
 	defd(&c.AckWait, 60*time.Second)
 	def(&c.MaxAckPending, 20_000)
 	def(&c.MaxDeliveries, 10)
+	def(&c.MaxCrashes, 3)
+	if c.SuspectBucket == "" {
+		c.SuspectBucket = "EZSSH_FORWARDER_SUSPECTS"
+	}
 	defd(&c.RetryInitial, 250*time.Millisecond)
 	defd(&c.RetryMax, 30*time.Second)
 	def(&c.BreakerFailures, 5)

@@ -67,7 +67,12 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	if _, err := EnsureDLQStream(ctx, f.js, f.cfg.DLQStream, 0, 0); err != nil {
 		return err
 	}
+	suspects, err := EnsureSuspectBucket(ctx, f.js, f.cfg.SuspectBucket, 0)
+	if err != nil {
+		return err
+	}
 	for _, r := range f.runners {
+		r.suspects = suspects
 		if err := r.ensureConsumer(ctx); err != nil {
 			return err
 		}

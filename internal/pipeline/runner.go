@@ -24,17 +24,21 @@ type runner struct {
 	pull     puller
 	held     heldSet
 	batches  chan *batch
-	stats    routeStats
+	// quarantine takes suspects of crash loops to be sent alone.
+	quarantine chan suspect
+	suspects   jetstream.KeyValue // solo attempts; nil when unavailable
+	stats      routeStats
 }
 
 func newRunner(cfg Config, route Route, js jetstream.JetStream, log *slog.Logger) *runner {
 	r := &runner{
-		cfg:     cfg,
-		route:   route,
-		js:      js,
-		sink:    route.Sink,
-		log:     log.With("route", route.Name),
-		batches: make(chan *batch),
+		cfg:        cfg,
+		route:      route,
+		js:         js,
+		sink:       route.Sink,
+		log:        log.With("route", route.Name),
+		batches:    make(chan *batch),
+		quarantine: make(chan suspect, 64),
 	}
 	r.breaker = newBreaker(route.Name, cfg.BreakerFailures, r.onBreakerChange)
 	return r
@@ -109,9 +113,10 @@ func (r *runner) run(ctx context.Context) {
 
 	in := make(chan jetstream.Msg, 64)
 	var wg sync.WaitGroup
-	wg.Add(2 + r.cfg.MaxInFlight)
+	wg.Add(3 + r.cfg.MaxInFlight)
 	go func() { defer wg.Done(); r.pullLoop(ctx, in) }()
 	go func() { defer wg.Done(); r.batchLoop(hard, in) }()
+	go func() { defer wg.Done(); r.quarantineLoop(ctx, hard) }()
 	for range r.cfg.MaxInFlight {
 		go func() { defer wg.Done(); r.sendLoop(ctx, hard) }()
 	}
