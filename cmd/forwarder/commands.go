@@ -19,6 +19,7 @@ Usage:
   forwarder test-connection [flags] send one test event to the HEC and diagnose the reply
   forwarder demo [flags]           run the whole pipeline locally: embedded NATS,
                                    a local HEC collector and synthetic traffic
+  forwarder dlq COMMAND [flags]    dead letters: list, show, redrive or purge them
   forwarder help                   this text
 
 Run "forwarder COMMAND --help" for a command's flags. Every flag can also be
@@ -41,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runTestConnection(ctx, args, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args, stdout, stderr)
+	case "dlq":
+		return runDLQ(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
