@@ -3,7 +3,6 @@ package huntress
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -256,35 +255,6 @@ var codeTexts = map[int]string{
 	codeInvalidDataFormat: "Invalid data format",
 	codeEventRequired:     "Event field is required",
 	codeEventBlank:        "Event field cannot be blank",
-}
-
-// parseEnvelopes splits body into its envelopes' "event" values. On failure
-// it returns the HEC code and the index of the offending envelope.
-func parseEnvelopes(body []byte) (events [][]byte, bad, code int) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	for i := 0; ; i++ {
-		var env struct {
-			Event json.RawMessage `json:"event"`
-		}
-		err := dec.Decode(&env)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, i, codeInvalidDataFormat
-		}
-		switch {
-		case env.Event == nil || string(env.Event) == "null":
-			return nil, i, codeEventRequired
-		case string(env.Event) == `""`:
-			return nil, i, codeEventBlank
-		}
-		events = append(events, env.Event)
-	}
-	if len(events) == 0 {
-		return nil, 0, codeNoData
-	}
-	return events, 0, codeSuccess
 }
 
 func (c *Collector) record(events [][]byte) {
