@@ -21,7 +21,7 @@ const testToken = "11111111-2222-3333-4444-555555555555"
 
 // startJetStream starts an embedded server and returns a JetStream context on
 // a stream that exists.
-func startJetStream(t *testing.T) jetstream.JetStream {
+func startJetStream(t testing.TB) jetstream.JetStream {
 	t.Helper()
 	srv, err := embedded.Start(embedded.Config{StoreDir: t.TempDir()})
 	if err != nil {
