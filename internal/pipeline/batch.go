@@ -109,11 +109,22 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 			if !ok {
 				continue
 			}
+			if !r.budget.tryAcquire(len(ev.Body)) {
+				// Do not sit on a partial batch while waiting for budget:
+				// send it, so that it can be settled and give budget back.
+				if cur != nil {
+					handOff()
+				}
+				if err := r.budget.acquire(hard, len(ev.Body)); err != nil {
+					_ = m.Nak()
+					continue
+				}
+			}
 			if md != nil && md.NumDelivered > suspectAfter {
 				select {
 				case r.quarantine <- suspect{msg: m, ev: ev, seq: md.Sequence.Stream, delivered: md.NumDelivered}:
 				case <-hard.Done():
-					_ = m.Nak()
+					r.settleNak([]jetstream.Msg{m})
 				}
 				continue
 			}

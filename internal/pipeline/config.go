@@ -26,8 +26,13 @@ type Config struct {
 	// Default 0: what is waiting goes as soon as a slot is free.
 	Linger time.Duration
 	// Prefetch bounds the messages the client buffers per route ahead of the
-	// batcher. Default MaxBatchEvents*2.
+	// batcher. Default MaxBatchEvents*2. With many routes each gets less (see
+	// MemoryBudget), but never fewer than 64.
 	Prefetch int
+	// MemoryBudget bounds the bytes of events held in hand by all routes
+	// together; a route that finds it spent waits, and its events stay in the
+	// stream. Default 64 MiB.
+	MemoryBudget int64
 
 	// AckWait is the consumer's redelivery timeout. Messages in hand are kept
 	// alive with InProgress every AckWait/3. Default 60s.
@@ -97,6 +102,9 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxBatchBytes, 1<<20)
 	def(&c.MaxInFlight, 4)
 	def(&c.Prefetch, 2*c.MaxBatchEvents)
+	if c.MemoryBudget <= 0 {
+		c.MemoryBudget = 64 << 20
+	}
 	defd(&c.AckWait, 60*time.Second)
 	def(&c.MaxAckPending, 20_000)
 	def(&c.MaxDeliveries, 10)

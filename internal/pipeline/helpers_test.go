@@ -106,6 +106,13 @@ func (h *hec) unique() int {
 	return len(h.got)
 }
 
+// count is how often event id arrived.
+func (h *hec) count(id string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.got[id])
+}
+
 // check asserts every published event arrived exactly once, byte for byte.
 func (h *hec) check(t *testing.T, want map[string][]byte) {
 	t.Helper()

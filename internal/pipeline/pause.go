@@ -43,11 +43,16 @@ func (r *runner) probeLoop(ctx context.Context) {
 			until := time.Now().Add(wait)
 			r.pauseConsumer(ctx, until.Add(r.cfg.ProbeTimeout))
 			r.checkAging(ctx)
-			if !sleepCtx(ctx, wait) {
+			if !r.waitToProbe(ctx, wait) {
 				return
 			}
+			if r.retargeted {
+				pb.Reset() // new settings: probe them, then pause from the start
+				r.retargeted = false
+			}
 			pctx, cancel := context.WithTimeout(ctx, r.cfg.ProbeTimeout)
-			err := r.breaker.do(func() error { return r.sink.Probe(pctx) })
+			sink := r.target.load().sink
+			err := r.breaker.do(func() error { return sink.Probe(pctx) })
 			cancel()
 			r.stats.probes.Add(1)
 			if err != nil && ctx.Err() == nil {
@@ -60,7 +65,7 @@ func (r *runner) probeLoop(ctx context.Context) {
 		default:
 		}
 		r.resumeConsumer(ctx)
-		r.log.Info("destination healthy again; route resumed", "destination", r.route.Destination)
+		r.log.Info("destination healthy again; route resumed", "destination", r.target.load().destination)
 		r.publishRouteEvent(ctx, RouteEvent{State: StateRecovered})
 	}
 }
@@ -70,10 +75,10 @@ func (r *runner) probeLoop(ctx context.Context) {
 func (r *runner) logIncident(err error) {
 	if delivery.ClassOf(err) == delivery.Misconfigured {
 		r.log.Error("destination refuses our settings; route paused until they are fixed (check the HEC URL and token, then run test-connection)",
-			"destination", r.route.Destination, "err", err)
+			"destination", r.target.load().destination, "err", err)
 		return
 	}
-	r.log.Warn("destination failing; route paused, events held in the stream", "destination", r.route.Destination, "err", err)
+	r.log.Warn("destination failing; route paused, events held in the stream", "destination", r.target.load().destination, "err", err)
 }
 
 func (r *runner) pauseConsumer(ctx context.Context, until time.Time) {
@@ -102,4 +107,19 @@ func errText(err error) string {
 		return ""
 	}
 	return truncate(err.Error(), maxErrorHeader)
+}
+
+// waitToProbe waits d, or less when the route gets a new target. It reports
+// whether ctx is still live.
+func (r *runner) waitToProbe(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-r.retarget:
+		r.retargeted = true
+	}
+	return true
 }

@@ -106,7 +106,7 @@ func (r *runner) quarantineLoop(ctx, hard context.Context) {
 		if hard.Err() != nil {
 			mu.Lock()
 			for _, s := range queue {
-				_ = s.msg.Nak()
+				r.settleNak([]jetstream.Msg{s.msg})
 			}
 			queue = nil
 			mu.Unlock()
@@ -135,6 +135,7 @@ func (r *runner) deliverSuspect(ctx, hard context.Context, s suspect) {
 	if crashes >= r.cfg.MaxCrashes {
 		r.deadLetter(hard, s.msg, reasonUndeliverable,
 			fmt.Errorf("crashed or hung the forwarder %d times when sent alone (delivered %d times)", crashes, s.delivered))
+		r.release([]jetstream.Msg{s.msg})
 		r.forgetSuspect(key)
 		return
 	}

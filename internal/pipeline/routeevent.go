@@ -62,7 +62,7 @@ var instanceName = func() string {
 // email, never an event, so it is logged and not retried.
 func (r *runner) publishRouteEvent(ctx context.Context, ev RouteEvent) {
 	ev.Route = r.route.Name
-	ev.Destination = r.route.Destination
+	ev.Destination = r.target.load().destination
 	ev.At = time.Now().UTC()
 	ev.Instance = instanceName
 	b, err := json.Marshal(ev)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sony/gobreaker/v2"
 )
@@ -15,31 +16,39 @@ import (
 // prober. Its goroutines are owned by run.
 type runner struct {
 	cfg      Config
-	route    Route
+	route    Route // Sink and Destination are read from target instead
 	js       jetstream.JetStream
-	sink     Sink
-	log      *slog.Logger
-	consumer jetstream.Consumer
-	breaker  *breaker
-	pull     puller
-	held     heldSet
-	batches  chan *batch
+	target   targetRef
+	retarget chan struct{} // a new target: probe a paused route now
+	// retargeted is set by the prober when a new target cut its wait short.
+	retargeted bool
+	budget     *budget
+	prefetch   int
+	log        *slog.Logger
+	consumer   jetstream.Consumer
+	breaker    *breaker
+	pull       puller
+	held       heldSet
+	batches    chan *batch
 	// quarantine takes suspects of crash loops to be sent alone.
 	quarantine chan suspect
 	suspects   jetstream.KeyValue // solo attempts; nil when unavailable
 	stats      routeStats
 }
 
-func newRunner(cfg Config, route Route, js jetstream.JetStream, log *slog.Logger) *runner {
+func newRunner(cfg Config, route Route, js jetstream.JetStream, b *budget, prefetch int, log *slog.Logger) *runner {
 	r := &runner{
 		cfg:        cfg,
 		route:      route,
 		js:         js,
-		sink:       route.Sink,
+		retarget:   make(chan struct{}, 1),
+		budget:     b,
+		prefetch:   prefetch,
 		log:        log.With("route", route.Name),
 		batches:    make(chan *batch),
 		quarantine: make(chan suspect, 64),
 	}
+	r.target.store(route.Sink, route.Destination)
 	r.breaker = newBreaker(route.Name, cfg.BreakerFailures, r.onBreakerChange)
 	return r
 }
@@ -49,7 +58,7 @@ func newRunner(cfg Config, route Route, js jetstream.JetStream, log *slog.Logger
 func (r *runner) consumerConfig(existing *jetstream.ConsumerInfo) jetstream.ConsumerConfig {
 	c := jetstream.ConsumerConfig{
 		Durable:       r.route.Consumer,
-		Description:   "EZSSH SIEM route " + r.route.Name + " → " + r.route.Destination,
+		Description:   "EZSSH SIEM route " + r.route.Name,
 		FilterSubject: r.route.FilterSubject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       r.cfg.AckWait,
@@ -88,6 +97,21 @@ func (r *runner) ensureConsumer(ctx context.Context) error {
 	return nil
 }
 
+// setUp creates the consumer of a route added while the forwarder runs,
+// retrying until it succeeds or ctx is done.
+func (r *runner) setUp(ctx context.Context) bool {
+	b := backoff.NewExponentialBackOff(backoff.WithMaxInterval(30*time.Second), backoff.WithMaxElapsedTime(0))
+	err := backoff.RetryNotify(func() error { return r.ensureConsumer(ctx) }, backoff.WithContext(b, ctx),
+		func(err error, wait time.Duration) {
+			r.log.Error("cannot set up route; retrying", "err", err, "wait", wait)
+		})
+	if err != nil {
+		return false
+	}
+	r.log.Info("route ready", "consumer", r.route.Consumer, "filter", r.route.FilterSubject, "destination", r.target.load().destination)
+	return true
+}
+
 func (r *runner) recreateConsumer(ctx context.Context) {
 	if err := r.ensureConsumer(ctx); err != nil {
 		r.log.Error("cannot recreate consumer", "err", err)
@@ -97,6 +121,9 @@ func (r *runner) recreateConsumer(ctx context.Context) {
 // run runs the route until ctx is done and every batch in hand is settled or,
 // after ShutdownTimeout, NAKed.
 func (r *runner) run(ctx context.Context) {
+	if r.consumer == nil && !r.setUp(ctx) {
+		return
+	}
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
 	stop := context.AfterFunc(ctx, func() {

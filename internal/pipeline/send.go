@@ -45,6 +45,7 @@ func (r *runner) deliver(ctx, hard context.Context, msgs []jetstream.Msg, evs []
 		return
 	case len(msgs) == 1:
 		r.deadLetter(hard, msgs[0], reasonRejected, err)
+		r.release(msgs)
 		return
 	}
 	for _, p := range splitAt(len(msgs), class, err) {
@@ -84,7 +85,8 @@ func (r *runner) send(ctx, hard context.Context, evs []delivery.Event) error {
 		if err := r.breaker.waitHealthy(ctx); err != nil {
 			return backoff.Permanent(errStopping)
 		}
-		err := r.breaker.do(func() error { return r.sink.Send(hard, evs) })
+		sink := r.target.load().sink
+		err := r.breaker.do(func() error { return sink.Send(hard, evs) })
 		r.stats.requests.Add(1)
 		switch c := delivery.ClassOf(err); {
 		case err == nil:
@@ -124,7 +126,8 @@ func (b *retryAfterBackOff) NextBackOff() time.Duration {
 	return d
 }
 
-// settleAck acknowledges messages whose events the destination accepted.
+// settleAck acknowledges messages whose events the destination accepted and
+// gives their budget back.
 func (r *runner) settleAck(msgs []jetstream.Msg) {
 	for _, m := range msgs {
 		if err := m.Ack(); err != nil {
@@ -133,12 +136,24 @@ func (r *runner) settleAck(msgs []jetstream.Msg) {
 			r.stats.ackErrors.Add(1)
 		}
 	}
+	r.release(msgs)
 }
 
-// settleNak returns messages to the stream for redelivery.
+// settleNak returns messages in hand to the stream for redelivery and gives
+// their budget back.
 func (r *runner) settleNak(msgs []jetstream.Msg) {
 	for _, m := range msgs {
 		_ = m.Nak()
 	}
 	r.stats.naked.Add(int64(len(msgs)))
+	r.release(msgs)
+}
+
+// release gives back the budget of messages that are no longer in hand.
+func (r *runner) release(msgs []jetstream.Msg) {
+	n := 0
+	for _, m := range msgs {
+		n += int(r.budget.cost(len(m.Data())))
+	}
+	r.budget.sem.Release(int64(n))
 }
