@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,74 @@ func TestPercentile(t *testing.T) {
 	for p, want := range map[float64]time.Duration{0.5: 50 * time.Millisecond, 0.99: 99 * time.Millisecond, 1: 100 * time.Millisecond} {
 		if got := percentile(d, p); got != want {
 			t.Errorf("percentile(%v) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+func TestFsyncFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		wantErr bool
+		modes   []bool
+	}{
+		{args: nil, modes: []bool{true}},
+		{args: []string{"--fsync"}, modes: []bool{true}},
+		{args: []string{"--fsync=true"}, modes: []bool{true}},
+		{args: []string{"--fsync=false"}, modes: []bool{false}},
+		{args: []string{"--fsync=both"}, modes: []bool{true, false}},
+		{args: []string{"--fsync=both", "--phases", "c"}, modes: []bool{true, false}},
+		{args: []string{"--fsync", "both"}, wantErr: true}, // a boolean flag: the value needs =
+		{args: []string{"--fsync=sometimes"}, wantErr: true},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			o, err := parseFlags(tc.args, &bytes.Buffer{})
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if got := o.fsync.modes(); !slices.Equal(got, tc.modes) {
+				t.Errorf("modes %v, want %v", got, tc.modes)
+			}
+		})
+	}
+}
+
+// TestReportBothModes checks the report of --fsync=both from made-up
+// results: both modes' backlog publish, the side-by-side latency table and a
+// target per mode.
+func TestReportBothModes(t *testing.T) {
+	lat := func(scale Millis) *Latency {
+		q := Percentiles{Count: 28_000, P50: 1 * scale, P90: 2 * scale, P99: 3 * scale, Max: 4 * scale}
+		return &Latency{TargetRate: 2000, Rate: 1999, Seconds: 15, Published: 29_985, EndToEnd: q, JetStream: q, AfterJetStream: q, CPUSeconds: 1, CPUPer100k: 3, PeakRSSBytes: 20e6}
+	}
+	res := &Results{
+		Events: 1000, AvgEventBytes: 1400, Subscriptions: 5, CPUs: 2, Platform: "test",
+		Phases:  Phases{Fsync: true, Latency: lat(10), Publish: &Drain{Events: 1000, PublishSeconds: 1, PublishRate: 1000}},
+		NoFsync: &Phases{Fsync: false, Latency: lat(1), Publish: &Drain{Events: 1000, PublishSeconds: 0.1, PublishRate: 10_000}},
+	}
+	res.evaluate()
+	if len(res.Targets) != 2 || res.Targets[0].Met || !res.Targets[1].Met {
+		t.Errorf("targets %+v, want the p99 missed with fsync and met without", res.Targets)
+	}
+	var report bytes.Buffer
+	if err := writeReport(&report, res); err != nil {
+		t.Fatal(err)
+	}
+	text := report.String()
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`fsync always +1\.00 s +1,000 events/s\n +no fsync +0\.10 s +10,000 events/s`),
+		regexp.MustCompile(`fsync always +no fsync +fsync's part`),
+		regexp.MustCompile(`end to end +p50 +10\.00 ms +1\.00 ms +9\.00 ms`),
+		regexp.MustCompile(`JetStream only +p50 +10\.00 ms +1\.00 ms`),
+		regexp.MustCompile(`after JetStream +p50 +10\.00 ms +1\.00 ms`),
+		regexp.MustCompile(` +p99 +30\.00 ms +3\.00 ms +27\.00 ms`),
+		regexp.MustCompile(`end-to-end latency p99 \(no fsync\) +3\.00 ms +target ≤ 20\.00 ms +ok`),
+		regexp.MustCompile(`1 of 2 met`),
+	} {
+		if !want.MatchString(text) {
+			t.Errorf("report lacks %s:\n%s", want, text)
 		}
 	}
 }

@@ -19,13 +19,14 @@ const ceilingPull = 2000
 // this process drains the backlog, acking each message and doing nothing
 // else. Its consumer gets the forwarder's MaxAckPending, so the only
 // difference between (a) and (b) is the forwarder's own work.
-func (b *bench) ceiling(ctx context.Context) (*Drain, error) {
-	st, err := newStage(ctx, b.root, "a")
+func (b *bench) ceiling(ctx context.Context, fsync bool) (*Drain, error) {
+	name := phaseName("a", fsync)
+	st, err := newStage(ctx, b.root, name, fsync)
 	if err != nil {
 		return nil, err
 	}
 	defer st.close()
-	b.logf("phase a: publishing %d events (fsync always)", len(b.bodies))
+	b.logf("phase %s: publishing %d events (%s)", name, len(b.bodies), mode(fsync))
 	pub, err := st.publish(ctx, b.bodies)
 	if err != nil {
 		return nil, err
@@ -41,7 +42,7 @@ func (b *bench) ceiling(ctx context.Context) (*Drain, error) {
 		return nil, err
 	}
 
-	b.logf("phase a: draining with a bare pull consumer")
+	b.logf("phase %s: draining with a bare pull consumer", name)
 	start, cpu0 := time.Now(), selfCPU()
 	it, err := cons.Messages(jetstream.PullMaxMessages(ceilingPull))
 	if err != nil {

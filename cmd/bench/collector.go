@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,9 +29,10 @@ type collector struct {
 	reached   chan struct{} // nil when nobody waits
 }
 
-// sample is one event's end-to-end latency: collector receipt minus its
-// RequestDate.
+// sample is one event's latency: its arrival (at the collector, or at the
+// observer) minus its RequestDate.
 type sample struct {
+	id        string // EventId
 	requested time.Time
 	latency   time.Duration
 }
@@ -67,7 +69,7 @@ func (c *collector) onEvent(body []byte, receivedAt time.Time) {
 		return
 	}
 	c.seen[f.EventId] = struct{}{}
-	c.latencies = append(c.latencies, sample{f.RequestDate, receivedAt.Sub(f.RequestDate)})
+	c.latencies = append(c.latencies, sample{f.EventId, f.RequestDate, receivedAt.Sub(f.RequestDate)})
 	c.signal()
 }
 
@@ -123,6 +125,29 @@ func (c *collector) check() error {
 		return fmt.Errorf("the collector received %d events that are not valid audit events", c.bad)
 	}
 	return nil
+}
+
+// after returns, sorted, how much later than the observer the collector got
+// each event requested at or after t that both saw.
+func (c *collector) after(o *observer, t time.Time) []time.Duration {
+	o.mu.Lock()
+	seen := make(map[string]time.Duration, len(o.samples))
+	for _, s := range o.samples {
+		if !s.requested.Before(t) {
+			seen[s.id] = s.latency
+		}
+	}
+	o.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]time.Duration, 0, len(seen))
+	for _, s := range c.latencies {
+		if js, ok := seen[s.id]; ok && !s.requested.Before(t) {
+			out = append(out, s.latency-js)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // since returns the sorted latencies of the events requested at or after t.

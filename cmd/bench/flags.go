@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -20,20 +21,66 @@ type options struct {
 	instances       int           // forwarders in the scale-out phase
 	drainTimeout    time.Duration // longest wait for any drain
 	subscriptions   int
+	fsync           fsyncFlag // which server modes every phase runs in
+}
+
+// fsyncFlag is --fsync: true (the product's sync_interval: always), false
+// (embedded.Config.NoSync) or both, which runs every selected phase once in
+// each mode, fsync first. A bare --fsync means true.
+type fsyncFlag string
+
+const (
+	fsyncAlways fsyncFlag = "true"
+	fsyncOff    fsyncFlag = "false"
+	fsyncBoth   fsyncFlag = "both"
+)
+
+func (f *fsyncFlag) String() string { return string(*f) }
+
+func (f *fsyncFlag) Set(v string) error {
+	if strings.EqualFold(strings.TrimSpace(v), "both") {
+		*f = fsyncBoth
+		return nil
+	}
+	on, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("want true, false or both")
+	}
+	*f = fsyncOff
+	if on {
+		*f = fsyncAlways
+	}
+	return nil
+}
+
+func (f *fsyncFlag) IsBoolFlag() bool { return true }
+
+// modes are the fsync settings the phases run with, in order: true is
+// fsync before acknowledge.
+func (f fsyncFlag) modes() []bool {
+	switch f {
+	case fsyncOff:
+		return []bool{false}
+	case fsyncBoth:
+		return []bool{true, false}
+	}
+	return []bool{true}
 }
 
 // allPhases are the phases in the order they run.
 var allPhases = []string{"a", "b", "c", "d"}
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
-	var o options
+	o := options{fsync: fsyncAlways}
 	var phases string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./cmd/bench [flags]\n\n"+
 			"Phases: a = JetStream ceiling (bare pull consumer), b = one forwarder,\n"+
-			"c = end-to-end latency at a steady rate, d = scale-out to several forwarders.\n\nFlags:")
+			"c = end-to-end latency at a steady rate, d = scale-out to several forwarders.\n"+
+			"--fsync=both runs each selected phase twice, with and without fsync, and\n"+
+			"sets the two side by side, e.g. --phases c --fsync=both.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	fs.IntVar(&o.events, "events", 200_000, "events in each backlog (phases a, b and d)")
@@ -45,10 +92,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.instances, "instances", 3, "forwarder processes in the scale-out phase")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 5*time.Minute, "fail if a backlog is not drained within this")
 	fs.IntVar(&o.subscriptions, "subscriptions", 5, "subscriptions the generated events are spread over")
+	fs.Var(&o.fsync, "fsync", "embedded server fsyncs before it acknowledges (sync_interval: always, as shipped): true, false (embedded.Config.NoSync) or both")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
+		if v := strings.ToLower(fs.Arg(0)); v == "both" || v == "true" || v == "false" {
+			return o, fmt.Errorf("unexpected arguments %q (--fsync takes its value after =: --fsync=%s)", fs.Args(), v)
+		}
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	var errs []error
@@ -87,8 +138,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, errors.Join(errs...)
 }
 
-// needsBacklog reports whether a phase that drains the shared backlog runs.
-func (o options) needsBacklog() bool { return o.phases["a"] || o.phases["b"] || o.phases["d"] }
+// drainsBacklog reports whether a phase that drains the shared backlog runs.
+func (o options) drainsBacklog() bool { return o.phases["a"] || o.phases["b"] || o.phases["d"] }
+
+// needsBacklog reports whether the backlog is generated: for a phase that
+// drains it, or, with --fsync=both, to time its publish in both modes.
+func (o options) needsBacklog() bool { return o.drainsBacklog() || o.fsync == fsyncBoth }
 
 // needsForwarder reports whether a phase that runs the forwarder runs.
 func (o options) needsForwarder() bool { return o.phases["b"] || o.phases["c"] || o.phases["d"] }

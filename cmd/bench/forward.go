@@ -9,13 +9,14 @@ import (
 // processes sharing one durable consumer, timed from their start until the
 // collector holds every distinct EventId. The forwarders are then stopped
 // with SIGTERM, and what they used read from the kernel.
-func (b *bench) forward(ctx context.Context, phase string, n int, res *Results) (*Forwarding, error) {
-	st, err := newStage(ctx, b.root, phase)
+func (b *bench) forward(ctx context.Context, phase string, fsync bool, n int, res *Results) (*Forwarding, error) {
+	phase = phaseName(phase, fsync)
+	st, err := newStage(ctx, b.root, phase, fsync)
 	if err != nil {
 		return nil, err
 	}
 	defer st.close()
-	b.logf("phase %s: publishing %d events (fsync always)", phase, len(b.bodies))
+	b.logf("phase %s: publishing %d events (%s)", phase, len(b.bodies), mode(fsync))
 	pub, err := st.publish(ctx, b.bodies)
 	if err != nil {
 		return nil, err

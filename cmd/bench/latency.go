@@ -19,8 +19,9 @@ const warmUp = time.Second
 // published at a steady rate, each generated (RequestDate = now) just before
 // its publish; latency is the collector's receipt minus RequestDate, so it
 // includes the publish and its fsync.
-func (b *bench) latency(ctx context.Context, res *Results) (*Latency, error) {
-	st, err := newStage(ctx, b.root, "c")
+func (b *bench) latency(ctx context.Context, fsync bool, res *Results) (*Latency, error) {
+	name := phaseName("c", fsync)
+	st, err := newStage(ctx, b.root, name, fsync)
 	if err != nil {
 		return nil, err
 	}
@@ -30,7 +31,7 @@ func (b *bench) latency(ctx context.Context, res *Results) (*Latency, error) {
 		return nil, err
 	}
 	defer col.Close()
-	fl, err := startFleet(ctx, b.bin, b.logDir, "c", 1, st.url(), col.URL())
+	fl, err := startFleet(ctx, b.bin, b.logDir, name, 1, st.url(), col.URL())
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +49,7 @@ func (b *bench) latency(ctx context.Context, res *Results) (*Latency, error) {
 	}
 	defer obs.stop()
 
-	b.logf("phase c: publishing %d events/s for %v", b.opts.latencyRate, b.opts.latencyDuration)
+	b.logf("phase %s: publishing %d events/s for %v (%s)", name, b.opts.latencyRate, b.opts.latencyDuration, mode(fsync))
 	// A burst of 5ms' worth lets the publisher catch up after a late wake-up
 	// instead of falling below the rate; it is still a steady stream.
 	lim := rate.NewLimiter(rate.Limit(b.opts.latencyRate), max(1, b.opts.latencyRate/200))
@@ -77,7 +78,7 @@ func (b *bench) latency(ctx context.Context, res *Results) (*Latency, error) {
 		return nil, err
 	}
 	if err := st.waitDrained(ctx, consumerName, 5*time.Second); err != nil {
-		res.Warnings = append(res.Warnings, "phase c: after SIGTERM: "+err.Error())
+		res.Warnings = append(res.Warnings, "phase "+name+": after SIGTERM: "+err.Error())
 	}
 	obs.stop()
 
@@ -87,21 +88,26 @@ func (b *bench) latency(ctx context.Context, res *Results) (*Latency, error) {
 		return nil, fmt.Errorf("no events published after the %v warm-up", warmUp)
 	}
 	out := &Latency{
-		TargetRate:   b.opts.latencyRate,
-		Rate:         perSecond(published, took),
-		Seconds:      secs(took),
-		Published:    published,
-		EndToEnd:     summarize(endToEnd),
-		JetStream:    summarize(obs.since(measured)),
-		CPUSeconds:   secs(stats[0].CPU),
-		CPUPer100k:   stats[0].CPU.Seconds() * 100_000 / float64(published),
-		PeakRSSBytes: stats[0].PeakRSS,
+		TargetRate:     b.opts.latencyRate,
+		Rate:           perSecond(published, took),
+		Seconds:        secs(took),
+		Published:      published,
+		EndToEnd:       summarize(endToEnd),
+		JetStream:      summarize(obs.since(measured)),
+		AfterJetStream: summarize(col.after(obs, measured)),
+		CPUSeconds:     secs(stats[0].CPU),
+		CPUPer100k:     stats[0].CPU.Seconds() * 100_000 / float64(published),
+		PeakRSSBytes:   stats[0].PeakRSS,
 	}
 	if out.Rate < 0.97*float64(out.TargetRate) {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("phase c: the publisher reached only %.0f of %d events/s: the fsync-always server could not store events as fast as asked, so they queued in the publisher (and that queueing counts as latency)", out.Rate, out.TargetRate))
+		res.Warnings = append(res.Warnings, fmt.Sprintf("phase %s: the publisher reached only %.0f of %d events/s: the %s server could not store events as fast as asked, so they queued in the publisher (and that queueing counts as latency)", name, out.Rate, out.TargetRate, mode(fsync)))
 	}
 	if float64(out.JetStream.P99) > latencyTarget {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("phase c: JetStream alone (publish, fsync, delivery to a bare consumer) has a p99 of %.1f ms, over the %v ms target before the forwarder is involved", float64(out.JetStream.P99), latencyTarget))
+		what := "publish, fsync, delivery to a bare consumer"
+		if !fsync {
+			what = "publish, no fsync, delivery to a bare consumer"
+		}
+		res.Warnings = append(res.Warnings, fmt.Sprintf("phase %s: JetStream alone (%s) has a p99 of %.1f ms, over the %v ms target before the forwarder is involved", name, what, float64(out.JetStream.P99), latencyTarget))
 	}
 	return out, nil
 }

@@ -5,7 +5,13 @@
 // forwarders sharing one consumer. Every phase gets a fresh fsync-always
 // embedded nats-server, so each drains an equal backlog.
 //
-//	go run ./cmd/bench [--events 200000] [--phases a,b,c,d] [--json]
+// --fsync=false runs the phases against a server that does not fsync
+// (embedded.Config.NoSync); --fsync=both runs each phase in both modes and
+// sets them side by side, which separates the disk's share of the latency
+// from the forwarder's:
+//
+//	go run ./cmd/bench [--events 200000] [--phases a,b,c,d] [--fsync=true|false|both] [--json]
+//	go run ./cmd/bench --phases c --fsync=both
 package main
 
 import (

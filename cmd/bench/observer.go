@@ -37,7 +37,7 @@ func startObserver(ctx context.Context, js jetstream.JetStream, sizeHint int) (*
 			return
 		}
 		o.mu.Lock()
-		o.samples = append(o.samples, sample{f.RequestDate, now.Sub(f.RequestDate)})
+		o.samples = append(o.samples, sample{f.EventId, f.RequestDate, now.Sub(f.RequestDate)})
 		o.mu.Unlock()
 	})
 	if err != nil {

@@ -8,46 +8,70 @@ import (
 )
 
 // writeReport prints res for a person: each phase's numbers, then every
-// target with its verdict and, when missed, by how much.
+// target with its verdict and, when missed, by how much. With --fsync=both
+// each of phases a, b and d is printed once per mode, and phase c as one
+// table with the two modes side by side.
 func writeReport(w io.Writer, res *Results) error {
 	p := &printer{w: w, cpus: res.CPUs}
+	modes := res.modes()
+	both := len(modes) > 1
 	p.f("EZSSH forwarder benchmark: %s, %d CPUs", res.Platform, res.CPUs)
-	p.f("embedded nats-server with fsync always (sync_interval: always), a fresh one per phase")
+	switch {
+	case both:
+		p.f("embedded nats-server, every phase twice: with fsync always (sync_interval: always, as shipped) and with no fsync (NoSync); a fresh server each time")
+	case res.Fsync:
+		p.f("embedded nats-server with fsync always (sync_interval: always), a fresh one per phase")
+	default:
+		p.f("embedded nats-server with NO fsync (NoSync: acknowledged before it is on disk, unlike the product), a fresh one per phase")
+	}
 	if res.AvgEventBytes > 0 {
 		p.f("backlog: %s events of %d B on average, over %d subscriptions", count(float64(res.Events)), res.AvgEventBytes, res.Subscriptions)
 	}
-	if a := res.Ceiling; a != nil {
+	// title adds the mode to a phase's title when both ran.
+	title := func(m *Phases, format string, args ...any) {
+		if both {
+			format += " [" + mode(m.Fsync) + "]"
+		}
 		p.f("")
-		p.f("(a) JetStream ceiling: bare durable pull consumer, PullMaxMessages %d, explicit ack", ceilingPull)
-		p.publish(a)
-		p.f("    drain          %8.2f s   %10s events/s", float64(a.Seconds), count(a.Rate))
-		p.f("    bench CPU      %8.2f s   (nats-server + bare consumer, during the drain)", float64(a.BenchCPUSeconds))
+		p.f(format, args...)
 	}
-	if b := res.Forwarder; b != nil {
-		p.f("")
-		p.f("(b) one forwarder → local HEC collector (gzip on), timed from process start to the last distinct event")
-		p.forwarding(b)
-		if res.Ceiling != nil {
-			p.f("    ratio b/a      %8.2f", b.RatioToCeiling)
+	if both {
+		p.backlogPublish(modes)
+	}
+	for _, m := range modes {
+		if a := m.Ceiling; a != nil {
+			title(m, "(a) JetStream ceiling: bare durable pull consumer, PullMaxMessages %d, explicit ack", ceilingPull)
+			p.publish(a)
+			p.f("    drain          %8.2f s   %10s events/s", float64(a.Seconds), count(a.Rate))
+			p.f("    bench CPU      %8.2f s   (nats-server + bare consumer, during the drain)", float64(a.BenchCPUSeconds))
 		}
 	}
-	if c := res.Latency; c != nil {
-		p.f("")
-		p.f("(c) end-to-end latency (collector receipt − RequestDate), one forwarder on an empty stream")
-		p.f("    published      %8s events in %.1f s: %s events/s (asked %d/s); %s measured after the %v warm-up",
-			count(float64(c.Published)), float64(c.Seconds), count(c.Rate), c.TargetRate, count(float64(c.EndToEnd.Count)), warmUp)
-		p.percentiles("end to end", c.EndToEnd)
-		p.percentiles("JetStream only", c.JetStream)
-		p.f("                   (JetStream only: delivery to a bare ordered consumer beside the forwarder − RequestDate)")
-		p.f("    forwarder CPU  %8.2f s   (%.2f CPU-s per 100k events at this rate)   peak RSS %s",
-			float64(c.CPUSeconds), c.CPUPer100k, mb(c.PeakRSSBytes))
+	for _, m := range modes {
+		if b := m.Forwarder; b != nil {
+			title(m, "(b) one forwarder → local HEC collector (gzip on), timed from process start to the last distinct event")
+			p.forwarding(b)
+			if m.Ceiling != nil {
+				p.f("    ratio b/a      %8.2f", b.RatioToCeiling)
+			}
+		}
 	}
-	if d := res.ScaleOut; d != nil {
-		p.f("")
-		p.f("(d) scale-out: %d forwarders on one durable consumer", d.Instances)
-		p.forwarding(d)
-		if res.Forwarder != nil {
-			p.f("    ratio d/b      %8.2f", res.ScaleOutRatio)
+	if both && modes[0].Latency != nil && modes[1].Latency != nil {
+		p.latencyTable(modes[0].Latency, modes[1].Latency)
+	} else {
+		for _, m := range modes {
+			if c := m.Latency; c != nil {
+				title(m, "(c) end-to-end latency (collector receipt − RequestDate), one forwarder on an empty stream")
+				p.latency(c)
+			}
+		}
+	}
+	for _, m := range modes {
+		if d := m.ScaleOut; d != nil {
+			title(m, "(d) scale-out: %d forwarders on one durable consumer", d.Instances)
+			p.forwarding(d)
+			if m.Forwarder != nil {
+				p.f("    ratio d/b      %8.2f", m.ScaleOutRatio)
+			}
 		}
 	}
 	p.f("")
@@ -64,7 +88,7 @@ func writeReport(w io.Writer, res *Results) error {
 		if t.AtMost {
 			op = "≤"
 		}
-		p.f("    %-40s %12s   target %s %-10s  %s", t.Name, num(t.Value, t.Unit), op, num(t.Limit, t.Unit), verdict)
+		p.f("    %-50s %12s   target %s %-10s  %s", t.Name, num(t.Value, t.Unit), op, num(t.Limit, t.Unit), verdict)
 	}
 	p.f("    %d of %d met", met, len(res.Targets))
 	for _, warn := range res.Warnings {
@@ -72,6 +96,74 @@ func writeReport(w io.Writer, res *Results) error {
 	}
 	p.f("(took %.0f s)", float64(res.Elapsed))
 	return p.err
+}
+
+// backlogPublish sets the backlog's publish rate of each mode side by side.
+func (p *printer) backlogPublish(modes []*Phases) {
+	var ds []*Drain
+	for _, m := range modes {
+		if d := m.backlogPublish(); d != nil {
+			ds = append(ds, d)
+		}
+	}
+	if len(ds) != len(modes) {
+		return
+	}
+	p.f("")
+	p.f("backlog publish: %s events, async with Nats-Msg-Id, every PubAck awaited", count(float64(ds[0].Events)))
+	for i, m := range modes {
+		p.f("    %-14s %8.2f s   %10s events/s", mode(m.Fsync), float64(ds[i].PublishSeconds), count(ds[i].PublishRate))
+	}
+	if ds[0].PublishRate > 0 && ds[1].PublishRate > 0 {
+		p.f("    fsync cuts it by %6.0f %%   (no fsync is %.1f× faster)",
+			100*(1-ds[0].PublishRate/ds[1].PublishRate), ds[1].PublishRate/ds[0].PublishRate)
+	}
+}
+
+// latency prints phase (c) of one mode.
+func (p *printer) latency(c *Latency) {
+	p.f("    published      %8s events in %.1f s: %s events/s (asked %d/s); %s measured after the %v warm-up",
+		count(float64(c.Published)), float64(c.Seconds), count(c.Rate), c.TargetRate, count(float64(c.EndToEnd.Count)), warmUp)
+	p.percentiles("end to end", c.EndToEnd)
+	p.percentiles("JetStream only", c.JetStream)
+	p.percentiles("after JetStream", c.AfterJetStream)
+	p.f("                   (JetStream only: delivery to a bare ordered consumer beside the forwarder − RequestDate;")
+	p.f("                    after JetStream: per event, collector receipt − that delivery: the forwarder's own share)")
+	p.f("    forwarder CPU  %8.2f s   (%.2f CPU-s per 100k events at this rate)   peak RSS %s",
+		float64(c.CPUSeconds), c.CPUPer100k, mb(c.PeakRSSBytes))
+}
+
+// latencyTable prints phase (c) with fsync (f) and without (n) side by side.
+func (p *printer) latencyTable(f, n *Latency) {
+	p.f("")
+	p.f("(c) end-to-end latency (collector receipt − RequestDate), one forwarder on an empty stream, %s events/s asked", count(float64(f.TargetRate)))
+	p.f("                          %12s  %12s  %12s", "fsync always", "no fsync", "fsync's part")
+	p.f("    published rate        %10s/s  %10s/s", count(f.Rate), count(n.Rate))
+	p.f("    measured              %12s  %12s   events, after the %v warm-up", count(float64(f.EndToEnd.Count)), count(float64(n.EndToEnd.Count)), warmUp)
+	for _, row := range []struct {
+		name string
+		f, n Percentiles
+	}{
+		{"end to end", f.EndToEnd, n.EndToEnd},
+		{"JetStream only", f.JetStream, n.JetStream},
+		{"after JetStream", f.AfterJetStream, n.AfterJetStream},
+	} {
+		for i, q := range []struct {
+			name string
+			f, n Millis
+		}{{"p50", row.f.P50, row.n.P50}, {"p90", row.f.P90, row.n.P90}, {"p99", row.f.P99, row.n.P99}, {"max", row.f.Max, row.n.Max}} {
+			name := ""
+			if i == 0 {
+				name = row.name
+			}
+			p.f("    %-15s %-4s %9.2f ms  %9.2f ms  %9.2f ms", name, q.name, float64(q.f), float64(q.n), float64(q.f-q.n))
+		}
+	}
+	p.f("    forwarder CPU         %10.2f s  %10.2f s", float64(f.CPUSeconds), float64(n.CPUSeconds))
+	p.f("    forwarder peak RSS    %12s  %12s", mb(f.PeakRSSBytes), mb(n.PeakRSSBytes))
+	p.f("    (JetStream only: delivery to a bare ordered consumer beside the forwarder − RequestDate;")
+	p.f("     after JetStream: per event, collector receipt − that delivery: the forwarder's own share;")
+	p.f("     fsync's part: fsync always − no fsync, percentile by percentile)")
 }
 
 // printer writes lines and keeps the first error.

@@ -47,7 +47,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		Subscriptions: opts.subscriptions,
 		CPUs:          runtime.NumCPU(),
 		Platform:      runtime.GOOS + "/" + runtime.GOARCH + " " + runtime.Version(),
+		Phases:        Phases{Fsync: opts.fsync.modes()[0]},
 		started:       time.Now(),
+	}
+	if len(opts.fsync.modes()) > 1 {
+		res.NoFsync = &Phases{Fsync: false}
 	}
 	if err := b.prepare(ctx, res); err != nil {
 		return err
@@ -106,29 +110,14 @@ func (b *bench) prepare(ctx context.Context, res *Results) error {
 	return nil
 }
 
-// runPhases runs the selected phases: the backlog drains first, then the
-// latency phase.
+// runPhases runs the selected phases in each fsync mode: the backlog
+// drains first, then the latency phase, so that with --fsync=both the two
+// latency runs follow each other under the same conditions.
 func (b *bench) runPhases(ctx context.Context, res *Results) error {
-	var err error
-	if b.opts.phases["a"] {
-		if res.Ceiling, err = b.ceiling(ctx); err != nil {
-			return fmt.Errorf("phase a (JetStream ceiling): %w", err)
-		}
-	}
-	if b.opts.phases["b"] {
-		if res.Forwarder, err = b.forward(ctx, "b", 1, res); err != nil {
-			return fmt.Errorf("phase b (one forwarder): %w", err)
-		}
-		if res.Ceiling != nil {
-			res.Forwarder.RatioToCeiling = res.Forwarder.Rate / res.Ceiling.Rate
-		}
-	}
-	if b.opts.phases["d"] {
-		if res.ScaleOut, err = b.forward(ctx, "d", b.opts.instances, res); err != nil {
-			return fmt.Errorf("phase d (scale-out): %w", err)
-		}
-		if res.Forwarder != nil {
-			res.ScaleOutRatio = res.ScaleOut.Rate / res.Forwarder.Rate
+	modes := res.modes()
+	for _, m := range modes {
+		if err := b.drainPhases(ctx, m, res); err != nil {
+			return err
 		}
 	}
 	// Latency runs last, with the backlog's bodies released, so that the
@@ -136,11 +125,78 @@ func (b *bench) runPhases(ctx context.Context, res *Results) error {
 	b.bodies = nil
 	runtime.GC()
 	if b.opts.phases["c"] {
-		if res.Latency, err = b.latency(ctx, res); err != nil {
-			return fmt.Errorf("phase c (latency): %w", err)
+		for _, m := range modes {
+			var err error
+			if m.Latency, err = b.latency(ctx, m.Fsync, res); err != nil {
+				return fmt.Errorf("phase c (latency, %s): %w", mode(m.Fsync), err)
+			}
 		}
 	}
 	return nil
+}
+
+// drainPhases runs phases a, b and d against servers of m's fsync mode. With
+// --fsync=both and none of them selected, it times the backlog's publish
+// alone, so that both modes' publish rates are still reported.
+func (b *bench) drainPhases(ctx context.Context, m *Phases, res *Results) error {
+	var err error
+	if !b.opts.drainsBacklog() {
+		if b.bodies != nil {
+			if m.Publish, err = b.publishOnly(ctx, m.Fsync); err != nil {
+				return fmt.Errorf("backlog publish (%s): %w", mode(m.Fsync), err)
+			}
+		}
+		return nil
+	}
+	if b.opts.phases["a"] {
+		if m.Ceiling, err = b.ceiling(ctx, m.Fsync); err != nil {
+			return fmt.Errorf("phase a (JetStream ceiling, %s): %w", mode(m.Fsync), err)
+		}
+	}
+	if b.opts.phases["b"] {
+		if m.Forwarder, err = b.forward(ctx, "b", m.Fsync, 1, res); err != nil {
+			return fmt.Errorf("phase b (one forwarder, %s): %w", mode(m.Fsync), err)
+		}
+		if m.Ceiling != nil {
+			m.Forwarder.RatioToCeiling = m.Forwarder.Rate / m.Ceiling.Rate
+		}
+	}
+	if b.opts.phases["d"] {
+		if m.ScaleOut, err = b.forward(ctx, "d", m.Fsync, b.opts.instances, res); err != nil {
+			return fmt.Errorf("phase d (scale-out, %s): %w", mode(m.Fsync), err)
+		}
+		if m.Forwarder != nil {
+			m.ScaleOutRatio = m.ScaleOut.Rate / m.Forwarder.Rate
+		}
+	}
+	return nil
+}
+
+// publishOnly stores the backlog in a fresh server of the given mode and
+// times that, draining nothing.
+func (b *bench) publishOnly(ctx context.Context, fsync bool) (*Drain, error) {
+	name := phaseName("publish", fsync)
+	st, err := newStage(ctx, b.root, name, fsync)
+	if err != nil {
+		return nil, err
+	}
+	defer st.close()
+	b.logf("%s: publishing %d events (%s)", name, len(b.bodies), mode(fsync))
+	took, err := st.publish(ctx, b.bodies)
+	if err != nil {
+		return nil, err
+	}
+	n := len(b.bodies)
+	return &Drain{Events: n, PublishSeconds: secs(took), PublishRate: perSecond(n, took)}, nil
+}
+
+// phaseName names a phase's server folder and forwarder logs: the phase's
+// letter, with -nosync when the server does not fsync.
+func phaseName(phase string, fsync bool) string {
+	if fsync {
+		return phase
+	}
+	return phase + "-nosync"
 }
 
 // logf reports progress on stderr, so that stdout holds only the report.

@@ -15,8 +15,9 @@ import (
 )
 
 // stage is one phase's world: a fresh embedded nats-server, fsync-always as
-// the product ships, with its store in its own folder, and the audit stream
-// on it. A fresh server per phase gives every phase the same empty disk
+// the product ships unless --fsync=false (or the second half of
+// --fsync=both), with its store in its own folder, and the audit stream on
+// it. A fresh server per phase gives every phase the same empty disk
 // state, no consumer left over and no publish-dedup memory of the reused
 // EventIds.
 type stage struct {
@@ -27,9 +28,9 @@ type stage struct {
 	stream jetstream.Stream
 }
 
-func newStage(ctx context.Context, root, name string) (*stage, error) {
+func newStage(ctx context.Context, root, name string, fsync bool) (*stage, error) {
 	dir := filepath.Join(root, "nats-"+name)
-	srv, err := embedded.Start(embedded.Config{StoreDir: dir})
+	srv, err := embedded.Start(embedded.Config{StoreDir: dir, NoSync: !fsync})
 	if err != nil {
 		return nil, err
 	}
