@@ -81,6 +81,7 @@ func (h *hecFlags) config() (huntress.Config, error) {
 type runFlags struct {
 	nats        natsconn.Options
 	hec         hecFlags
+	notify      notifyFlags
 	embeddedDir string
 	embeddedAt  string
 	consumer    string
@@ -94,6 +95,7 @@ type runFlags struct {
 func (f *runFlags) bind(s *cliflag.Set) {
 	f.nats.Bind(s)
 	f.hec.bind(s)
+	f.notify.bind(s)
 	s.String(&f.embeddedDir, "embedded-dir", "FORWARDER_EMBEDDED_DIR", "forwarder-data", "data folder of the embedded NATS server (used when NATS_URL is empty)")
 	s.String(&f.embeddedAt, "embedded-listen", "FORWARDER_EMBEDDED_LISTEN", "127.0.0.1:4222", "address of the embedded NATS server, for producers to connect to")
 	s.String(&f.pipe.Stream, "stream", "FORWARDER_STREAM", audit.StreamName, "JetStream stream of audit events (created if missing)")
@@ -145,6 +147,7 @@ func (f *runFlags) validate() error {
 	if err := f.pipe.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, f.notify.validate()...)
 	if _, err := parseLevel(f.logLevel); err != nil {
 		errs = append(errs, err)
 	}

@@ -76,6 +76,12 @@ func runForwarder(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		defer stop()
 	}
+	stopNotifier, err := startNotifier(ctx, f.notify, conn.js, f.pipe.DLQStream, f.stream.Replicas,
+		notifyRoute{name: "global", destination: destination(client.URL())}, base)
+	if err != nil {
+		return err
+	}
+	defer stopNotifier()
 	log.Info("forwarder started", "stream", f.pipe.Stream, "destination", destination(client.URL()))
 	err = fw.Run(ctx)
 	log.Info("forwarder stopped")

@@ -35,7 +35,14 @@ func (r *runner) probeLoop(ctx context.Context) {
 		}
 		incident := r.breaker.last()
 		r.logIncident(incident)
-		r.publishRouteEvent(ctx, RouteEvent{State: StateOpened, Class: delivery.ClassOf(incident).String(), Error: errText(incident)})
+		opened := RouteEvent{State: StateOpened, Class: delivery.ClassOf(incident).String(), Error: errText(incident)}
+		if status, code, ok := delivery.ReplyOf(incident); status != 0 {
+			opened.Status = status
+			if ok {
+				opened.Code = &code
+			}
+		}
+		r.publishRouteEvent(ctx, opened)
 		r.pull.drain(false)
 		pb.Reset()
 		for !r.breaker.isHealthy() {

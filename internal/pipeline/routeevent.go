@@ -36,8 +36,10 @@ type RouteEvent struct {
 	Route       string    `json:"route"`
 	Destination string    `json:"destination"`
 	State       string    `json:"state"`
-	Class       string    `json:"class,omitempty"` // why it opened: retry or misconfigured
-	Error       string    `json:"error,omitempty"` // the last failure, scrubbed of secrets
+	Class       string    `json:"class,omitempty"`  // why it opened: retry or misconfigured
+	Error       string    `json:"error,omitempty"`  // the last failure, scrubbed of secrets
+	Status      int       `json:"status,omitempty"` // the destination's HTTP status, if it replied
+	Code        *int      `json:"code,omitempty"`   // the destination's own code (HEC code), if it gave one
 	At          time.Time `json:"at"`
 	Instance    string    `json:"instance"`
 	HeldEvents  uint64    `json:"held_events,omitempty"` // aging: events waiting for the route
