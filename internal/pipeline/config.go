@@ -13,6 +13,11 @@ type Config struct {
 	Stream string
 	// DLQStream is the dead-letter stream. Default "EZSSH_AUDIT_DLQ".
 	DLQStream string
+	// DLQMaxAge is how long dead letters are kept. Default 30 days.
+	DLQMaxAge time.Duration
+	// Replicas of the dead-letter stream and the forwarder's KV buckets.
+	// Default 1; use the audit stream's replicas.
+	Replicas int
 
 	// MaxBatchEvents closes a batch at this many events. Default 500.
 	MaxBatchEvents int
@@ -98,6 +103,8 @@ func (c Config) withDefaults() Config {
 	if c.DLQStream == "" {
 		c.DLQStream = "EZSSH_AUDIT_DLQ"
 	}
+	defd(&c.DLQMaxAge, 30*24*time.Hour)
+	def(&c.Replicas, 1)
 	def(&c.MaxBatchEvents, 500)
 	def(&c.MaxBatchBytes, 1<<20)
 	def(&c.MaxInFlight, 4)

@@ -83,10 +83,10 @@ func New(js jetstream.JetStream, cfg Config, routes []Route, log *slog.Logger) (
 // up to ShutdownTimeout, NAKs the rest and flushes the acknowledgements before
 // it returns. It returns an error only when the forwarder cannot be set up.
 func (f *Forwarder) Run(ctx context.Context) error {
-	if _, err := EnsureDLQStream(ctx, f.js, f.cfg.DLQStream, 0, 0); err != nil {
+	if _, err := EnsureDLQStream(ctx, f.js, f.cfg.DLQStream, f.cfg.DLQMaxAge, f.cfg.Replicas); err != nil {
 		return err
 	}
-	suspects, err := EnsureSuspectBucket(ctx, f.js, f.cfg.SuspectBucket, 0)
+	suspects, err := EnsureSuspectBucket(ctx, f.js, f.cfg.SuspectBucket, f.cfg.Replicas)
 	if err != nil {
 		return err
 	}
