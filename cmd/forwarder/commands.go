@@ -20,6 +20,7 @@ Usage:
   forwarder demo [flags]           run the whole pipeline locally: embedded NATS,
                                    a local HEC collector and synthetic traffic
   forwarder dlq COMMAND [flags]    dead letters: list, show, redrive or purge them
+  forwarder routes COMMAND [flags] per-subscription routes: list, get, set, enable, disable, delete, test
   forwarder help                   this text
 
 Run "forwarder COMMAND --help" for a command's flags. Every flag can also be
@@ -44,6 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDemo(ctx, args, stdout, stderr)
 	case "dlq":
 		return runDLQ(ctx, args, stdout, stderr)
+	case "routes":
+		return runRoutes(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
