@@ -14,6 +14,7 @@ import (
 	"github.com/ezssh/siem-forwarder/internal/huntress"
 	"github.com/ezssh/siem-forwarder/internal/natsconn"
 	"github.com/ezssh/siem-forwarder/internal/pipeline"
+	"github.com/ezssh/siem-forwarder/internal/routes"
 )
 
 // hecFlags are the HEC destination settings shared by run and test-connection.
@@ -41,6 +42,20 @@ func (h *hecFlags) bind(s *cliflag.Set) {
 	s.Bool(&h.allowInsecureHTTP, "allow-insecure-http", "FORWARDER_ALLOW_INSECURE_HTTP", false, "allow http:// HEC URLs to hosts other than loopback")
 }
 
+// base returns the settings every route shares (envelope fields, gzip,
+// timeouts), without a URL or token.
+func (h *hecFlags) base() huntress.Config {
+	return huntress.Config{
+		Host:          h.host,
+		Source:        h.source,
+		SourceType:    h.sourceType,
+		Index:         h.index,
+		GzipThreshold: h.gzipThreshold,
+		GzipLevel:     h.gzipLevel,
+		Timeout:       h.timeout,
+	}
+}
+
 // config returns the HEC client settings, reading the token file if given.
 func (h *hecFlags) config() (huntress.Config, error) {
 	if h.url == "" {
@@ -60,19 +75,8 @@ func (h *hecFlags) config() (huntress.Config, error) {
 	if token == "" {
 		return huntress.Config{}, cliflag.Usagef("no HEC token: set HUNTRESS_HEC_TOKEN or HUNTRESS_HEC_TOKEN_FILE to your Huntress Generic HEC source's \"HTTP Event Collector Token\"")
 	}
-	cfg := huntress.Config{
-		URL:               h.url,
-		Token:             token,
-		AuthScheme:        h.scheme,
-		Host:              h.host,
-		Source:            h.source,
-		SourceType:        h.sourceType,
-		Index:             h.index,
-		GzipThreshold:     h.gzipThreshold,
-		GzipLevel:         h.gzipLevel,
-		Timeout:           h.timeout,
-		AllowInsecureHTTP: h.allowInsecureHTTP,
-	}
+	cfg := h.base()
+	cfg.URL, cfg.Token, cfg.AuthScheme, cfg.AllowInsecureHTTP = h.url, token, h.scheme, h.allowInsecureHTTP
 	if err := cfg.Validate(); err != nil {
 		return huntress.Config{}, &cliflag.UsageError{Msg: "HEC settings (HUNTRESS_HEC_URL --hec-url, HUNTRESS_HEC_TOKEN --hec-token, HUNTRESS_HEC_AUTH_SCHEME --hec-auth-scheme): " + err.Error()}
 	}
@@ -81,17 +85,19 @@ func (h *hecFlags) config() (huntress.Config, error) {
 
 // runFlags are the settings of `forwarder run`.
 type runFlags struct {
-	nats        natsconn.Options
-	hec         hecFlags
-	notify      notifyFlags
-	embeddedDir string
-	embeddedAt  string
-	consumer    string
-	httpAddr    string
-	stream      audit.StreamOptions
-	pipe        pipeline.Config
-	logLevel    string
-	logFormat   string
+	nats          natsconn.Options
+	hec           hecFlags
+	notify        notifyFlags
+	embeddedDir   string
+	embeddedAt    string
+	consumer      string
+	routesFile    string
+	secretKeyFile string
+	httpAddr      string
+	stream        audit.StreamOptions
+	pipe          pipeline.Config
+	logLevel      string
+	logFormat     string
 }
 
 func (f *runFlags) bind(s *cliflag.Set) {
@@ -102,7 +108,9 @@ func (f *runFlags) bind(s *cliflag.Set) {
 	s.String(&f.embeddedAt, "embedded-listen", "FORWARDER_EMBEDDED_LISTEN", "127.0.0.1:4222", "address of the embedded NATS server, for producers to connect to")
 	s.String(&f.pipe.Stream, "stream", "FORWARDER_STREAM", audit.StreamName, "JetStream stream of audit events (created if missing)")
 	s.String(&f.pipe.DLQStream, "dlq-stream", "FORWARDER_DLQ_STREAM", "EZSSH_AUDIT_DLQ", "JetStream stream of dead letters (created if missing)")
-	s.String(&f.consumer, "consumer", "FORWARDER_CONSUMER", "huntress", "durable consumer name of the global route")
+	s.String(&f.consumer, "consumer", "FORWARDER_CONSUMER", "huntress", "durable consumer of the global route, and prefix of the others' (huntress-<SubscriptionId>, huntress_<static route>)")
+	s.String(&f.routesFile, "routes-file", "FORWARDER_ROUTES_FILE", "", "JSON or YAML file of static routes (see docs/routes.md)")
+	s.String(&f.secretKeyFile, "secret-key-file", routes.KeyFileEnv, "", "key that opens HEC tokens sealed in EZSSH_SIEM (32 bytes: raw, hex or base64)")
 	s.String(&f.httpAddr, "http-addr", "FORWARDER_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz and /readyz; empty disables")
 	s.Duration(&f.stream.MaxAge, "stream-max-age", "FORWARDER_STREAM_MAX_AGE", 30*24*time.Hour, "how long the stream keeps events (the longest outage that loses nothing)")
 	s.Int64(&f.stream.MaxBytes, "stream-max-bytes", "FORWARDER_STREAM_MAX_BYTES", 0, "stream size cap in bytes; 0 is unlimited")

@@ -126,21 +126,14 @@ func (n *notifyFlags) validate() []error {
 }
 
 // notifyRoute is what the notifier needs to know of a route.
-type notifyRoute struct {
-	name, destination string
-}
 
 // startNotifier starts the admin email notifier when SMTP is configured:
 // the shared state bucket, then the feed on its own goroutine. stop ends it
 // and waits for it. With no SMTP server it logs that admin email is off and
 // returns a no-op stop.
-func startNotifier(ctx context.Context, n notifyFlags, js jetstream.JetStream, dlqStream string, replicas int, global notifyRoute, base *slog.Logger) (stop func(), err error) {
+func startNotifier(ctx context.Context, n notifyFlags, js jetstream.JetStream, dlqStream string, replicas int, table *routeTable, base *slog.Logger) (stop func(), err error) {
 	log := base.With("component", "forwarder")
 	smtpCfg, ok, err := n.smtpConfig()
-	if err != nil {
-		return nil, &cliflag.UsageError{Msg: err.Error()}
-	}
-	admins, err := n.admins()
 	if err != nil {
 		return nil, &cliflag.UsageError{Msg: err.Error()}
 	}
@@ -156,31 +149,21 @@ func startNotifier(ctx context.Context, n notifyFlags, js jetstream.JetStream, d
 	if err != nil {
 		return nil, err
 	}
-	if len(admins) == 0 {
-		log.Warn("admin email is on but FORWARDER_ADMIN_EMAILS is empty: nobody is told about the global route", "route", global.name)
+	if table.has("global") && len(table.recipients("global")) == 0 {
+		log.Warn("admin email is on but FORWARDER_ADMIN_EMAILS is empty: nobody is told about the global route", "route", "global")
 	}
 	notifier, err := notify.New(notify.Config{
-		Window: n.window,
-		Mailer: mailer,
-		Store:  store,
-		Recipients: func(route string) []string {
-			if route == global.name {
-				return admins
-			}
-			return nil
-		},
-		Destination: func(route string) string {
-			if route == global.name {
-				return global.destination
-			}
-			return ""
-		},
-		Log: base,
+		Window:      n.window,
+		Mailer:      mailer,
+		Store:       store,
+		Recipients:  table.recipients,
+		Destination: table.destination,
+		Log:         base,
 	})
 	if err != nil {
 		return nil, err
 	}
-	log.Info("admin email enabled", "smtp", smtpCfg.String(), "recipients", len(admins), "window", n.window)
+	log.Info("admin email enabled", "smtp", smtpCfg.String(), "window", n.window)
 	nctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {

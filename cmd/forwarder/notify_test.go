@@ -103,7 +103,7 @@ func joinErrs(errs []error) error {
 func TestNotifierOffWithoutSMTP(t *testing.T) {
 	var logs bytes.Buffer
 	n := parseNotifyFlags(t, nil)
-	stop, err := startNotifier(context.Background(), n, nil, "EZSSH_AUDIT_DLQ", 1, notifyRoute{name: "global"}, slog.New(slog.NewTextHandler(&logs, nil)))
+	stop, err := startNotifier(context.Background(), n, nil, "EZSSH_AUDIT_DLQ", 1, newRouteTable(), slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,13 @@ func TestNotifierEmailsTheGlobalRoutesAdmins(t *testing.T) {
 		"SMTP_FROM":              "forwarder@example.com",
 		"FORWARDER_ADMIN_EMAILS": "admin@example.com",
 	})
-	stop, err := startNotifier(ctx, n, js, "EZSSH_AUDIT_DLQ", 1, notifyRoute{name: "global", destination: "https://hec.huntress.io/services/collector"}, slog.New(slog.DiscardHandler))
+	table := newRouteTable()
+	admins, err := n.admins()
+	if err != nil {
+		t.Fatal(err)
+	}
+	table.set("global", routeInfo{destination: "https://hec.huntress.io/services/collector", admins: admins})
+	stop, err := startNotifier(ctx, n, js, "EZSSH_AUDIT_DLQ", 1, table, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

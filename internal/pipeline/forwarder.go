@@ -100,6 +100,8 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			f.mu.Unlock()
 			return err
 		}
+		f.log.Info("route ready", "route", h.route.Name, "consumer", h.route.Consumer,
+			"filter", h.route.FilterSubject, "destination", h.route.Destination)
 	}
 	f.runCtx = ctx
 	for _, h := range f.routes {
