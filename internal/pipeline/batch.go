@@ -165,13 +165,28 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 // dead-lettered here and admit returns ok false. md is the message's metadata
 // when it came back at least once (nil on a first delivery, the common case).
 func (r *runner) admit(ctx context.Context, m jetstream.Msg) (ev delivery.Event, md *jetstream.MsgMetadata, ok bool) {
+	meta, err := m.Metadata()
+	if err == nil && r.route.UntilSeq > 0 && meta.Sequence.Stream > r.route.UntilSeq {
+		// Past the end of a replay: not ours to deliver.
+		_ = m.Nak()
+		if !r.stats.ended.Swap(true) {
+			r.pull.drain(true)
+		}
+		return delivery.Event{}, nil, false
+	}
 	r.stats.received.Add(1)
-	if meta, err := m.Metadata(); err == nil && meta.NumDelivered > 1 {
+	if err == nil && meta.NumDelivered > 1 {
 		if meta.NumDelivered > uint64(r.cfg.MaxDeliveries) {
 			r.deadLetter(ctx, m, reasonUndeliverable, errUndeliverable(meta.NumDelivered))
 			return delivery.Event{}, nil, false
 		}
 		md = meta
+	}
+	if r.limiter != nil {
+		if err := r.limiter.Wait(ctx); err != nil {
+			_ = m.Nak()
+			return delivery.Event{}, nil, false
+		}
 	}
 	fields, err := audit.Inspect(m.Data())
 	if err != nil {

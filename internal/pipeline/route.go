@@ -38,6 +38,12 @@ type Route struct {
 	StartTime time.Time
 	// Sink delivers the route's events.
 	Sink Sink
+	// UntilSeq, when set, ends the route at this stream sequence (a replay):
+	// at the first later message it stops pulling, returns that message to
+	// the consumer and finishes what it holds. RouteStats.Ended says so.
+	UntilSeq uint64
+	// Rate, when positive, limits the route to this many events a second.
+	Rate float64
 }
 
 func (r Route) withDefaults() Route {

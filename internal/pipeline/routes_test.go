@@ -257,3 +257,31 @@ func TestRoutesChangeWhileEventsFlow(t *testing.T) {
 		}
 	}
 }
+
+// A route with UntilSeq delivers up to that stream sequence and ends there.
+func TestRouteEndsAtUntilSeq(t *testing.T) {
+	js := startJetStream(t)
+	first := publishN(t, js, 300, 1, "window")
+	info, err := js.Stream(context.Background(), audit.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := info.CachedInfo().State.LastSeq
+	later := publishN(t, js, 200, 1, "later")
+	h := startHEC(t, huntress.CollectorOptions{})
+	start := time.Now()
+	f, _ := startForwarder(t, js, fastConfig(), pipeline.Route{Name: "replay", Sink: h.client(t), UntilSeq: end, Rate: 500})
+	eventually(t, 20*time.Second, "the window delivered and the route ended", func() bool {
+		return h.unique() >= len(first) && f.Stats()[0].Ended
+	})
+	// 300 events at 500/s (burst 50) take at least half a second.
+	if d := time.Since(start); d < 450*time.Millisecond {
+		t.Errorf("300 events at 500/s took %v", d)
+	}
+	h.check(t, first)
+	for id := range later {
+		if h.count(id) != 0 {
+			t.Fatalf("event %s after UntilSeq was delivered", id)
+		}
+	}
+}

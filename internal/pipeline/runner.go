@@ -10,6 +10,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sony/gobreaker/v2"
+	"golang.org/x/time/rate"
 )
 
 // runner runs one route: pull → batch → send → settle, with its breaker and
@@ -24,6 +25,7 @@ type runner struct {
 	retargeted bool
 	budget     *budget
 	prefetch   int
+	limiter    *rate.Limiter // nil without a Rate
 	log        *slog.Logger
 	consumer   jetstream.Consumer
 	breaker    *breaker
@@ -49,6 +51,9 @@ func newRunner(cfg Config, route Route, js jetstream.JetStream, b *budget, prefe
 		quarantine: make(chan suspect, 64),
 	}
 	r.target.store(route.Sink, route.Destination)
+	if route.Rate > 0 {
+		r.limiter = rate.NewLimiter(rate.Limit(route.Rate), max(1, int(route.Rate/10)))
+	}
 	r.breaker = newBreaker(route.Name, cfg.BreakerFailures, r.onBreakerChange)
 	return r
 }

@@ -21,6 +21,7 @@ type routeStats struct {
 	breaker      atomic.Int32 // gobreaker.State
 	pausedUntil  atomic.Int64 // unix nanoseconds; 0 when not paused
 	lastDelivery atomic.Int64 // unix nanoseconds
+	ended        atomic.Bool  // a route with UntilSeq reached its end
 }
 
 // RouteStats is a snapshot of a route's counters since the process started.
@@ -37,6 +38,7 @@ type RouteStats struct {
 	Breaker      string
 	PausedUntil  time.Time // zero when not paused
 	LastDelivery time.Time // zero before the first
+	Ended        bool      // the route reached its UntilSeq and pulls no more
 }
 
 func (r *runner) snapshot() RouteStats {
@@ -52,6 +54,7 @@ func (r *runner) snapshot() RouteStats {
 		Probes:       s.probes.Load(),
 		InFlight:     s.inFlight.Load(),
 		Breaker:      gobreaker.State(s.breaker.Load()).String(),
+		Ended:        s.ended.Load(),
 	}
 	if v := s.pausedUntil.Load(); v != 0 {
 		out.PausedUntil = time.Unix(0, v)
