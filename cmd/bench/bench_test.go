@@ -21,7 +21,8 @@ func TestBenchSmall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	args := []string{"--events", "2000", "--latency-rate", "500", "--latency-duration", "2s", "--phases", "a,b,c,d", "--json"}
+	args := []string{"--events", "2000", "--latency-rate", "500", "--latency-duration", "2s", "--phases", "a,b,c,d,r,i", "--json",
+		"--routes", "50", "--busy-routes", "5", "--route-events", "100", "--hec-timeout", "3s"}
 	if err := run(ctx, args, &stdout, &stderr); err != nil {
 		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
 	}
@@ -40,6 +41,37 @@ func TestBenchSmall(t *testing.T) {
 		"d CPU":          field(res.ScaleOut, func(f *Forwarding) float64 { return float64(f.CPUSeconds) }),
 		"d ratio":        res.ScaleOutRatio,
 		"avg event size": float64(res.AvgEventBytes),
+	}
+	if r := res.RouteScale; r != nil {
+		positive["r drain rate"] = r.Rate
+		positive["r CPU"] = float64(r.CPUSeconds)
+		positive["r peak RSS"] = float64(r.PeakRSSBytes)
+		positive["r consumers ready"] = float64(r.ConsumersSeconds)
+		if r.Routes != 50 || r.BusyRoutes != 5 || r.Events != 2000 {
+			t.Errorf("phase r ran %d routes, %d busy, %d events; want 50, 5, 2000", r.Routes, r.BusyRoutes, r.Events)
+		}
+	} else {
+		t.Error("no routes-at-scale results")
+	}
+	if i := res.Isolation; i != nil && i.Healthy != nil && i.Unavailable != nil && i.Hanging != nil {
+		positive["i 503 ratio"], positive["i hang ratio"] = i.UnavailableRatio, i.HangingRatio
+		for _, run := range i.runs() {
+			positive["i "+run.Fault+" others rate"] = run.OthersRate
+			positive["i "+run.Fault+" route 1 delivered"] = float64(run.FirstSeconds)
+			positive["i "+run.Fault+" peak RSS"] = float64(run.PeakRSSBytes)
+			if len(run.OtherRouteSeconds) != 9 {
+				t.Errorf("isolation %s: %d other routes timed, want 9", run.Fault, len(run.OtherRouteSeconds))
+			}
+			if run.DeadLetters != 0 || run.Misrouted != 0 || run.FirstDuringOutage != 0 {
+				t.Errorf("isolation %s: %d dead letters, %d misrouted, %d of route 1's events delivered during its outage; want none",
+					run.Fault, run.DeadLetters, run.Misrouted, run.FirstDuringOutage)
+			}
+		}
+		if i.Unavailable.FailedRequests == 0 || i.Hanging.FailedRequests == 0 {
+			t.Errorf("route 1's HEC failed %d requests with 503 and hung %d; want some of each", i.Unavailable.FailedRequests, i.Hanging.FailedRequests)
+		}
+	} else {
+		t.Errorf("isolation results incomplete: %+v", res.Isolation)
 	}
 	if c := res.Latency; c != nil {
 		for name, q := range map[string]Percentiles{"c end to end": c.EndToEnd, "c JetStream": c.JetStream} {
@@ -61,8 +93,8 @@ func TestBenchSmall(t *testing.T) {
 	if f := res.Forwarder; f != nil && f.Events != 2000 {
 		t.Errorf("phase b drained %d events, want 2000", f.Events)
 	}
-	if len(res.Targets) != 5 {
-		t.Errorf("%d targets evaluated, want 5: %+v", len(res.Targets), res.Targets)
+	if len(res.Targets) != 9 {
+		t.Errorf("%d targets evaluated, want 9: %+v", len(res.Targets), res.Targets)
 	}
 
 	var report bytes.Buffer
@@ -79,7 +111,16 @@ func TestBenchSmall(t *testing.T) {
 		regexp.MustCompile(`end to end +p50 +[0-9.]+ ms +p90 +[0-9.]+ ms +p99 +[0-9.]+ ms +max +[0-9.]+ ms`),
 		regexp.MustCompile(`JetStream only +p50 +[0-9.]+ ms +p90 +[0-9.]+ ms +p99 +[0-9.]+ ms +max +[0-9.]+ ms`),
 		regexp.MustCompile(`ratio d/b +[0-9.]+`),
-		regexp.MustCompile(`[0-5] of 5 met`),
+		regexp.MustCompile(`\(r\)[^\n]*\n(.*\n)*?    routes +[0-9.]+ s +to write the 50 entries; all 50 consumers: [0-9.]+ s after`),
+		regexp.MustCompile(`\(r\)[^\n]*\n(.*\n)*?    drain +[0-9.]+ s +[0-9,]+ events/s`),
+		regexp.MustCompile(`routes 2–10 rate +[0-9,]+/s +[0-9,]+/s +[0-9,]+/s`),
+		regexp.MustCompile(`ratio to healthy +[0-9.]+ +[0-9.]+\n`),
+		regexp.MustCompile(`route 1 all delivered +[0-9.]+ s +\+[0-9.]+ s +\+[0-9.]+ s`),
+		regexp.MustCompile(`dead letters \(ezssh.dlq.>\) +0 +0 +0`),
+		regexp.MustCompile(`forwarder peak RSS, 50 routes \(r\) +[0-9.]+ MB`),
+		regexp.MustCompile(`one HEC 503 / healthy \(i\) +[0-9.]+`),
+		regexp.MustCompile(`one HEC hangs / healthy \(i\) +[0-9.]+`),
+		regexp.MustCompile(`[0-9] of 9 met`),
 	} {
 		if !want.MatchString(text) {
 			t.Errorf("report lacks %s:\n%s", want, text)
@@ -119,6 +160,9 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{args: nil, phases: "abcd"},
 		{args: []string{"--phases", "b, D"}, phases: "bd"},
+		{args: []string{"--phases", "r,i"}, phases: "ri"},
+		{args: []string{"--phases", "i", "--isolation-routes", "1"}, wantErr: true},
+		{args: []string{"--phases", "r", "--routes", "10", "--busy-routes", "20"}, wantErr: true},
 		{args: []string{"--phases", "e"}, wantErr: true},
 		{args: []string{"--events", "0"}, wantErr: true},
 		{args: []string{"--latency-duration", "1s"}, wantErr: true},

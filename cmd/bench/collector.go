@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ezssh/siem-forwarder/audit"
@@ -20,13 +22,37 @@ const benchToken = "bench-token"
 type collector struct {
 	*huntress.RunningCollector
 
+	sub   string       // when set, the only SubscriptionId it should get
+	fault atomic.Int32 // a fault (faultNone, fault503, faultHang) it answers with
+	hurt  atomic.Int64 // requests it failed with its fault
+
 	mu        sync.Mutex
 	seen      map[string]struct{}
 	dups      int
 	bad       int
+	misrouted int // events of another subscription than sub
 	latencies []sample
 	want      int           // distinct events that close reached
 	reached   chan struct{} // nil when nobody waits
+	reachedAt time.Time     // when want was reached
+}
+
+// Faults a collector can be told to answer with, for the isolation phase.
+const (
+	faultNone int32 = iota
+	fault503        // answer 503 Server is busy, as an overloaded HEC
+	faultHang       // read the request and never answer, until the client gives up
+)
+
+// faultName names a fault for people and JSON.
+func faultName(f int32) string {
+	switch f {
+	case fault503:
+		return "503"
+	case faultHang:
+		return "hang"
+	}
+	return "none"
 }
 
 // sample is one event's latency: its arrival (at the collector, or at the
@@ -40,7 +66,15 @@ type sample struct {
 // startCollector serves a collector on a free loopback port. sizeHint is the
 // number of events expected.
 func startCollector(sizeHint int) (*collector, error) {
+	return startSubCollector(sizeHint, "")
+}
+
+// startSubCollector serves a collector that counts as misrouted every event
+// not of subscription sub (unless sub is empty), and answers with the fault
+// set by setFault.
+func startSubCollector(sizeHint int, sub string) (*collector, error) {
 	c := &collector{
+		sub:       sub,
 		seen:      make(map[string]struct{}, sizeHint),
 		latencies: make([]sample, 0, sizeHint),
 	}
@@ -48,12 +82,32 @@ func startCollector(sizeHint int) (*collector, error) {
 		Token:   benchToken,
 		Keep:    -1,
 		OnEvent: c.onEvent,
+		Fail:    c.fail,
 	})
 	if err != nil {
 		return nil, err
 	}
 	c.RunningCollector = rc
 	return c, nil
+}
+
+// setFault makes the collector answer every request (health probes too)
+// with fault f from now on; faultNone makes it healthy again. Requests
+// already hanging keep hanging until their client gives up.
+func (c *collector) setFault(f int32) { c.fault.Store(f) }
+
+// fail is the collector's huntress.CollectorOptions.Fail.
+func (c *collector) fail(r *http.Request, _ [][]byte) (int, string, bool) {
+	switch c.fault.Load() {
+	case fault503:
+		c.hurt.Add(1)
+		return http.StatusServiceUnavailable, `{"text":"Server is busy","code":9}`, true
+	case faultHang:
+		c.hurt.Add(1)
+		<-r.Context().Done() // the client timed out or went away
+		return http.StatusServiceUnavailable, `{"text":"Server is busy","code":9}`, true
+	}
+	return 0, "", false
 }
 
 func (c *collector) onEvent(body []byte, receivedAt time.Time) {
@@ -63,6 +117,9 @@ func (c *collector) onEvent(body []byte, receivedAt time.Time) {
 	if err != nil {
 		c.bad++
 		return
+	}
+	if c.sub != "" && f.SubscriptionId != c.sub {
+		c.misrouted++
 	}
 	if _, ok := c.seen[f.EventId]; ok {
 		c.dups++
@@ -76,6 +133,7 @@ func (c *collector) onEvent(body []byte, receivedAt time.Time) {
 // signal closes reached once want distinct events arrived. c.mu is held.
 func (c *collector) signal() {
 	if c.reached != nil && len(c.seen) >= c.want {
+		c.reachedAt = time.Now()
 		close(c.reached)
 		c.reached = nil
 	}
@@ -97,7 +155,7 @@ var errForwarderExited = errors.New("a forwarder exited during the run")
 func (c *collector) waitFor(ctx context.Context, n int, timeout time.Duration, exited <-chan struct{}) error {
 	c.mu.Lock()
 	reached := make(chan struct{})
-	c.want, c.reached = n, reached
+	c.want, c.reached, c.reachedAt = n, reached, time.Time{}
 	c.signal()
 	c.mu.Unlock()
 
@@ -115,6 +173,22 @@ func (c *collector) waitFor(ctx context.Context, n int, timeout time.Duration, e
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// reachedTime returns when the last waitFor's count was reached, zero if it
+// was not.
+func (c *collector) reachedTime() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reachedAt
+}
+
+// wrongSubscription returns how many events of another subscription than
+// its own the collector received.
+func (c *collector) wrongSubscription() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.misrouted
 }
 
 // check fails if the collector saw a body that is not a valid event.

@@ -22,6 +22,13 @@ type options struct {
 	drainTimeout    time.Duration // longest wait for any drain
 	subscriptions   int
 	fsync           fsyncFlag // which server modes every phase runs in
+
+	routes          int           // subscription routes configured in phase r
+	busyRoutes      int           // of them, the ones phase r's backlog is spread over
+	isolationRoutes int           // subscription routes in phase i, each with its own collector
+	routeEvents     int           // backlog per route in phase i; 0: events / isolationRoutes
+	hecTimeout      time.Duration // HUNTRESS_HEC_TIMEOUT of phase i; 0: the forwarder's default
+	keepLogs        bool          // keep the forwarder logs after a successful run
 }
 
 // fsyncFlag is --fsync: true (the product's sync_interval: always), false
@@ -68,7 +75,7 @@ func (f fsyncFlag) modes() []bool {
 }
 
 // allPhases are the phases in the order they run.
-var allPhases = []string{"a", "b", "c", "d"}
+var allPhases = []string{"a", "b", "c", "d", "r", "i"}
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o := options{fsync: fsyncAlways}
@@ -78,7 +85,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./cmd/bench [flags]\n\n"+
 			"Phases: a = JetStream ceiling (bare pull consumer), b = one forwarder,\n"+
-			"c = end-to-end latency at a steady rate, d = scale-out to several forwarders.\n"+
+			"c = end-to-end latency at a steady rate, d = scale-out to several forwarders,\n"+
+			"r = subscription routes at scale (--routes routes, --busy-routes of them busy),\n"+
+			"i = isolation: --isolation-routes routes with a collector each, the first one\n"+
+			"failing (503, then hanging) while the others drain; r and i are not in the default.\n"+
 			"--fsync=both runs each selected phase twice, with and without fsync, and\n"+
 			"sets the two side by side, e.g. --phases c --fsync=both.\n\nFlags:")
 		fs.PrintDefaults()
@@ -92,6 +102,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.instances, "instances", 3, "forwarder processes in the scale-out phase")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 5*time.Minute, "fail if a backlog is not drained within this")
 	fs.IntVar(&o.subscriptions, "subscriptions", 5, "subscriptions the generated events are spread over")
+	fs.IntVar(&o.routes, "routes", 1000, "subscription routes configured in the bucket EZSSH_SIEM (phase r)")
+	fs.IntVar(&o.busyRoutes, "busy-routes", 20, "routes the backlog of --events is spread over (phase r)")
+	fs.IntVar(&o.isolationRoutes, "isolation-routes", 10, "subscription routes, each with its own collector (phase i)")
+	fs.IntVar(&o.routeEvents, "route-events", 0, "backlog of each route in phase i (default --events / --isolation-routes)")
+	fs.DurationVar(&o.hecTimeout, "hec-timeout", 0, "HUNTRESS_HEC_TIMEOUT of the forwarder in phase i, how long a hanging HEC holds a request (default: the forwarder's, 30s)")
+	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the forwarders' logs after a successful run too (their folder is printed on stderr)")
 	fs.Var(&o.fsync, "fsync", "embedded server fsyncs before it acknowledges (sync_interval: always, as shipped): true, false (embedded.Config.NoSync) or both")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -107,11 +123,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	for p := range strings.SplitSeq(phases, ",") {
 		p = strings.ToLower(strings.TrimSpace(p))
 		switch p {
-		case "a", "b", "c", "d":
+		case "a", "b", "c", "d", "r", "i":
 			o.phases[p] = true
 		case "":
 		default:
-			errs = append(errs, fmt.Errorf("--phases: unknown phase %q (want a, b, c or d)", p))
+			errs = append(errs, fmt.Errorf("--phases: unknown phase %q (want a, b, c, d, r or i)", p))
 		}
 	}
 	if len(o.phases) == 0 {
@@ -135,6 +151,21 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.subscriptions <= 0 {
 		errs = append(errs, errors.New("--subscriptions must be positive"))
 	}
+	if o.routes <= 0 || o.busyRoutes <= 0 || o.busyRoutes > o.routes {
+		errs = append(errs, errors.New("--routes and --busy-routes must be positive, with --busy-routes ≤ --routes"))
+	}
+	if o.isolationRoutes < 2 {
+		errs = append(errs, errors.New("--isolation-routes must be at least 2: one failing, the others measured"))
+	}
+	if o.routeEvents < 0 {
+		errs = append(errs, errors.New("--route-events must not be negative"))
+	}
+	if o.routeEvents == 0 && o.isolationRoutes > 0 {
+		o.routeEvents = max(1, o.events/o.isolationRoutes)
+	}
+	if o.hecTimeout < 0 {
+		errs = append(errs, errors.New("--hec-timeout must not be negative"))
+	}
 	return o, errors.Join(errs...)
 }
 
@@ -146,4 +177,9 @@ func (o options) drainsBacklog() bool { return o.phases["a"] || o.phases["b"] ||
 func (o options) needsBacklog() bool { return o.drainsBacklog() || o.fsync == fsyncBoth }
 
 // needsForwarder reports whether a phase that runs the forwarder runs.
-func (o options) needsForwarder() bool { return o.phases["b"] || o.phases["c"] || o.phases["d"] }
+func (o options) needsForwarder() bool {
+	return o.phases["b"] || o.phases["c"] || o.phases["d"] || o.phases["r"] || o.phases["i"]
+}
+
+// routePhases reports whether a phase of subscription routes runs.
+func (o options) routePhases() bool { return o.phases["r"] || o.phases["i"] }

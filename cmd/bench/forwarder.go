@@ -62,12 +62,14 @@ type procStats struct {
 }
 
 // startFleet starts n forwarders on the same consumer, pointed at natsURL
-// and the collector at hecURL. Their logs go to logDir.
-func startFleet(ctx context.Context, bin, logDir, phase string, n int, natsURL, hecURL string) (*fleet, error) {
+// and the collector at hecURL: their global route. An empty hecURL starts
+// them without one, with only the subscription routes of the bucket
+// EZSSH_SIEM. env adds settings (KEY=value). Their logs go to logDir.
+func startFleet(ctx context.Context, bin, logDir, phase string, n int, natsURL, hecURL string, env ...string) (*fleet, error) {
 	f := &fleet{exited: make(chan struct{})}
 	for i := range n {
 		name := fmt.Sprintf("forwarder-%s%d", phase, i+1)
-		p, err := startProc(ctx, bin, filepath.Join(logDir, name+".log"), name, natsURL, hecURL, func() {
+		p, err := startProc(ctx, bin, filepath.Join(logDir, name+".log"), name, natsURL, hecURL, env, func() {
 			f.once.Do(func() { close(f.exited) })
 		})
 		if err != nil {
@@ -79,22 +81,25 @@ func startFleet(ctx context.Context, bin, logDir, phase string, n int, natsURL, 
 	return f, nil
 }
 
-func startProc(ctx context.Context, bin, logPath, name, natsURL, hecURL string, onExit func()) (*proc, error) {
+func startProc(ctx context.Context, bin, logPath, name, natsURL, hecURL string, env []string, onExit func()) (*proc, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close() // the child holds its own descriptor
 	cmd := exec.CommandContext(ctx, bin, "run")
-	cmd.Env = append(cleanEnv(),
+	cmd.Env = cleanEnv()
+	if hecURL != "" {
+		cmd.Env = append(cmd.Env, "HUNTRESS_HEC_URL="+hecURL, "HUNTRESS_HEC_TOKEN="+benchToken)
+	}
+	cmd.Env = append(cmd.Env,
 		"NATS_URL="+natsURL,
-		"HUNTRESS_HEC_URL="+hecURL,
-		"HUNTRESS_HEC_TOKEN="+benchToken,
 		"FORWARDER_CONSUMER="+consumerName,
 		"FORWARDER_HTTP_ADDR=127.0.0.1:0", // an empty value means "use the default", not "off"
 		"FORWARDER_LOG_LEVEL=info",
 		"FORWARDER_EMBEDDED_DIR="+filepath.Join(filepath.Dir(logPath), name+"-unused"),
 	)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = sysProcAttr()

@@ -5,6 +5,14 @@
 // forwarders sharing one consumer. Every phase gets a fresh fsync-always
 // embedded nats-server, so each drains an equal backlog.
 //
+// Two phases, not in the default, measure subscription routes (the bucket
+// EZSSH_SIEM, no global route): (r) one forwarder with --routes routes
+// configured and the backlog spread over --busy-routes of them, its drain
+// rate, CPU, peak RSS and how long its consumers took to set up; (i)
+// isolation: --isolation-routes routes, each to its own collector, drained
+// three times, with the first route's HEC healthy, answering 503 and never
+// answering; the other routes' rate while it fails, against all healthy.
+//
 // --fsync=false runs the phases against a server that does not fsync
 // (embedded.Config.NoSync); --fsync=both runs each phase in both modes and
 // sets them side by side, which separates the disk's share of the latency
@@ -12,6 +20,7 @@
 //
 //	go run ./cmd/bench [--events 200000] [--phases a,b,c,d] [--fsync=true|false|both] [--json]
 //	go run ./cmd/bench --phases c --fsync=both
+//	go run ./cmd/bench --phases r,i [--routes 1000] [--busy-routes 20] [--isolation-routes 10] [--route-events N]
 package main
 
 import (

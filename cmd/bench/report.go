@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -72,6 +74,23 @@ func writeReport(w io.Writer, res *Results) error {
 			if m.Forwarder != nil {
 				p.f("    ratio d/b      %8.2f", m.ScaleOutRatio)
 			}
+		}
+	}
+	for _, m := range modes {
+		if r := m.RouteScale; r != nil {
+			title(m, "(r) routes at scale: %s subscription routes in EZSSH_SIEM, %d of them busy, all to one collector; one forwarder, no global route", count(float64(r.Routes)), r.BusyRoutes)
+			p.routeScale(r)
+		}
+	}
+	for _, m := range modes {
+		if i := m.Isolation; i != nil {
+			timeout := "the forwarder's default HEC timeout"
+			if i.HECTimeout > 0 {
+				timeout = fmt.Sprintf("HEC timeout %gs", float64(i.HECTimeout))
+			}
+			title(m, "(i) isolation: %d subscription routes, each to its own collector, %s events each; route 1's HEC fails until routes 2–%d are drained (%s)",
+				i.Routes, count(float64(i.EventsPerRoute)), i.Routes, timeout)
+			p.isolation(i)
 		}
 	}
 	p.f("")
@@ -201,6 +220,89 @@ func (p *printer) forwarding(f *Forwarding) {
 	if f.Duplicates > 0 {
 		p.f("    duplicates     %8d     events the collector received more than once", f.Duplicates)
 	}
+}
+
+// routeScale prints phase (r).
+func (p *printer) routeScale(r *RouteScale) {
+	ready := "not all seen within the drain timeout"
+	if r.ConsumersSeconds > 0 {
+		ready = fmt.Sprintf("%.2f s after the forwarder started", float64(r.ConsumersSeconds))
+	}
+	p.f("    routes         %8.2f s   to write the %s entries; all %s consumers: %s", float64(r.ConfigureSeconds), count(float64(r.Routes)), count(float64(r.Routes)), ready)
+	p.forwarding(&r.Forwarding)
+}
+
+// isolation prints phase (i): the three runs side by side.
+func (p *printer) isolation(i *Isolation) {
+	runs := []*IsolationRun{i.Healthy, i.Unavailable, i.Hanging}
+	others := fmt.Sprintf("routes 2–%d", i.Routes)
+	p.f("    %-28s %14s %14s %14s", "route 1's HEC", "healthy", "answers 503", "hangs")
+	row := func(name string, cell func(r *IsolationRun) string) {
+		line := fmt.Sprintf("    %-28s", name)
+		for _, r := range runs {
+			v := "-"
+			if r != nil {
+				v = cell(r)
+			}
+			line += fmt.Sprintf(" %14s", v)
+		}
+		p.f("%s", line)
+	}
+	row("publish", func(r *IsolationRun) string { return count(r.PublishRate) + "/s" })
+	row(others+" drained", func(r *IsolationRun) string { return fmt.Sprintf("%.2f s", float64(r.OthersSeconds)) })
+	row(others+" rate", func(r *IsolationRun) string { return count(r.OthersRate) + "/s" })
+	row("  ratio to healthy", func(r *IsolationRun) string {
+		switch r {
+		case i.Unavailable:
+			return fmt.Sprintf("%.2f", i.UnavailableRatio)
+		case i.Hanging:
+			return fmt.Sprintf("%.2f", i.HangingRatio)
+		}
+		return ""
+	})
+	row("  each route done (min–max)", func(r *IsolationRun) string {
+		lo, hi := minMax(r.OtherRouteSeconds)
+		return fmt.Sprintf("%.1f–%.1f s", lo, hi)
+	})
+	row("route 1 HEC failed requests", func(r *IsolationRun) string { return strconv.FormatInt(r.FailedRequests, 10) })
+	row("route 1 delivered in outage", func(r *IsolationRun) string { return strconv.Itoa(r.FirstDuringOutage) })
+	row("route 1 all delivered", func(r *IsolationRun) string {
+		if r.Fault == "none" {
+			return fmt.Sprintf("%.2f s", float64(r.FirstSeconds))
+		}
+		return fmt.Sprintf("+%.2f s", float64(r.FirstSeconds))
+	})
+	row("route 1 state events", func(r *IsolationRun) string { return states(r.FirstRouteStates) })
+	row("other routes' state events", func(r *IsolationRun) string { return strconv.FormatUint(r.OtherRouteStates, 10) })
+	row("dead letters (ezssh.dlq.>)", func(r *IsolationRun) string { return strconv.FormatUint(r.DeadLetters, 10) })
+	row("duplicates / misrouted", func(r *IsolationRun) string { return fmt.Sprintf("%d / %d", r.Duplicates, r.Misrouted) })
+	row("forwarder CPU", func(r *IsolationRun) string { return fmt.Sprintf("%.2f s", float64(r.CPUSeconds)) })
+	row("bench CPU", func(r *IsolationRun) string { return fmt.Sprintf("%.2f s", float64(r.BenchCPUSeconds)) })
+	row("forwarder peak RSS", func(r *IsolationRun) string { return mb(r.PeakRSSBytes) })
+	p.f("    (drained: forwarder start → last event of %s at their collectors; route 1 all delivered:", others)
+	p.f("     healthy, from the start; else +time from its HEC's recovery, after %s were drained)", others)
+}
+
+// states prints route state counts as opened×1 recovered×1, sorted.
+func states(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s×%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func minMax(v []Seconds) (lo, hi float64) {
+	for k, s := range v {
+		if k == 0 || float64(s) < lo {
+			lo = float64(s)
+		}
+		hi = max(hi, float64(s))
+	}
+	return lo, hi
 }
 
 // missBy says how far a missed target is off.

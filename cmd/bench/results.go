@@ -1,6 +1,9 @@
 package main
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Results are everything one bench run measured; --json prints them as is.
 // A phase that did not run is nil. Rates are events per second.
@@ -31,6 +34,8 @@ type Phases struct {
 	Latency       *Latency    `json:"latency,omitempty"`   // (c)
 	ScaleOut      *Forwarding `json:"scale_out,omitempty"` // (d)
 	ScaleOutRatio float64     `json:"scale_out_ratio,omitempty"`
+	RouteScale    *RouteScale `json:"route_scale,omitempty"` // (r)
+	Isolation     *Isolation  `json:"isolation,omitempty"`   // (i)
 	// Publish is the backlog's publish alone, timed when --fsync=both but no
 	// phase that drains the backlog ran.
 	Publish *Drain `json:"publish,omitempty"`
@@ -100,6 +105,85 @@ type Forwarding struct {
 	CPUPer100k     float64 `json:"cpu_seconds_per_100k_events"`
 	PeakRSSBytes   int64   `json:"peak_rss_bytes"` // the largest instance's
 	Duplicates     int     `json:"duplicates"`     // events the collector received more than once
+}
+
+// RouteScale is phase (r): one forwarder with no global route and Routes
+// subscription routes in the bucket EZSSH_SIEM, all to one collector,
+// draining a backlog spread over BusyRoutes of them.
+type RouteScale struct {
+	Forwarding
+	Routes     int `json:"routes"`
+	BusyRoutes int `json:"busy_routes"`
+	// ConfigureSeconds is the writing of the Routes entries to the bucket.
+	ConfigureSeconds Seconds `json:"configure_seconds"`
+	// ConsumersSeconds is from the forwarder's start until the audit stream
+	// had a consumer for every route (polled every 100ms, also after the
+	// drain); 0 if that was not seen within --drain-timeout.
+	ConsumersSeconds Seconds `json:"consumers_seconds"`
+}
+
+// Isolation is phase (i): Routes subscription routes, each to its own
+// collector, each with a backlog of EventsPerRoute, drained by one forwarder
+// three times on a fresh server: all healthy, then with the first route's
+// collector answering 503, then with it never answering. The first route's
+// collector fails until the other routes are drained, and is then healthy.
+type Isolation struct {
+	Routes         int           `json:"routes"`
+	EventsPerRoute int           `json:"events_per_route"`
+	HECTimeout     Seconds       `json:"hec_timeout_seconds,omitempty"` // 0: the forwarder's default
+	Healthy        *IsolationRun `json:"healthy"`
+	Unavailable    *IsolationRun `json:"unavailable"` // the first route's HEC answers 503
+	Hanging        *IsolationRun `json:"hanging"`     // the first route's HEC never answers
+	// The other routes' rate while the first one fails, over their rate
+	// when all are healthy.
+	UnavailableRatio float64 `json:"unavailable_ratio"`
+	HangingRatio     float64 `json:"hanging_ratio"`
+}
+
+// runs returns the runs that took place, in order.
+func (i *Isolation) runs() []*IsolationRun {
+	var out []*IsolationRun
+	for _, r := range []*IsolationRun{i.Healthy, i.Unavailable, i.Hanging} {
+		if r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// IsolationRun is one drain of phase (i). "Others" are every route but
+// the first.
+type IsolationRun struct {
+	Fault          string  `json:"fault"` // the first route's HEC: none, 503 or hang
+	PublishSeconds Seconds `json:"publish_seconds"`
+	PublishRate    float64 `json:"publish_rate"`
+	// OthersSeconds is from the forwarder's start until the last event of
+	// the other routes arrived; OthersRate is their events over it.
+	OthersSeconds Seconds `json:"others_seconds"`
+	OthersRate    float64 `json:"others_rate"`
+	// OtherRouteSeconds is, per other route, when its last event arrived.
+	OtherRouteSeconds []Seconds `json:"other_route_seconds"`
+	// FirstSeconds is, when healthy, from the start until the first route's
+	// last event arrived; else from its recovery (once the others were
+	// drained) until then.
+	FirstSeconds Seconds `json:"first_route_seconds"`
+	// FirstDuringOutage is how many of the first route's events arrived
+	// while its HEC failed (none can).
+	FirstDuringOutage int `json:"first_route_during_outage,omitempty"`
+	// FailedRequests are the requests the first route's HEC failed.
+	FailedRequests int64 `json:"failed_requests"`
+	// FirstRouteStates counts the first route's state events (opened,
+	// recovered …) in the dead-letter stream; OtherRouteStates are those of
+	// every other route, which should have none.
+	FirstRouteStates map[string]uint64 `json:"first_route_states,omitempty"`
+	OtherRouteStates uint64            `json:"other_route_states"`
+	// DeadLetters are the messages on ezssh.dlq.> in the dead-letter stream.
+	DeadLetters     uint64  `json:"dead_letters"`
+	Duplicates      int     `json:"duplicates"`
+	Misrouted       int     `json:"misrouted"` // events at another subscription's collector
+	CPUSeconds      Seconds `json:"cpu_seconds"`
+	BenchCPUSeconds Seconds `json:"bench_cpu_seconds"`
+	PeakRSSBytes    int64   `json:"peak_rss_bytes"`
 }
 
 // Latency is the end-to-end latency at a steady publish rate: collector
@@ -180,6 +264,22 @@ func (p *Phases) targets() []Target {
 	}
 	if p.ScaleOut != nil && p.Forwarder != nil {
 		add("scale-out rate / single forwarder (d/b)", p.ScaleOutRatio, 0.8, false, "")
+	}
+	if r := p.RouteScale; r != nil {
+		add(fmt.Sprintf("forwarder peak RSS, %d routes (r)", r.Routes), float64(r.PeakRSSBytes)/1e6, 200, true, "MB")
+	}
+	if i := p.Isolation; i != nil {
+		if i.Unavailable != nil {
+			add("other routes' rate, one HEC 503 / healthy (i)", i.UnavailableRatio, 0.9, false, "")
+		}
+		if i.Hanging != nil {
+			add("other routes' rate, one HEC hangs / healthy (i)", i.HangingRatio, 0.9, false, "")
+		}
+		var dead uint64
+		for _, run := range i.runs() {
+			dead += run.DeadLetters
+		}
+		add("events dead-lettered (i)", float64(dead), 0, true, "")
 	}
 	return ts
 }

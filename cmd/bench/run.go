@@ -71,9 +71,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 
 // cleanup removes the temporary folder, but after a failure keeps the
 // forwarder logs and says where they are.
+// With --keep-logs it keeps them after a success too.
 func (b *bench) cleanup(err error) error {
-	if logs, _ := os.ReadDir(b.logDir); err != nil && len(logs) > 0 {
+	if logs, _ := os.ReadDir(b.logDir); (err != nil || b.opts.keepLogs) && len(logs) > 0 {
 		os.Remove(filepath.Join(b.root, "forwarder"))
+		if err == nil {
+			b.logf("forwarder logs kept in %s", b.logDir)
+			return nil
+		}
 		return fmt.Errorf("%w\n(forwarder logs kept in %s)", err, b.logDir)
 	}
 	os.RemoveAll(b.root)
@@ -146,7 +151,7 @@ func (b *bench) drainPhases(ctx context.Context, m *Phases, res *Results) error 
 				return fmt.Errorf("backlog publish (%s): %w", mode(m.Fsync), err)
 			}
 		}
-		return nil
+		return b.routePhases(ctx, m, res)
 	}
 	if b.opts.phases["a"] {
 		if m.Ceiling, err = b.ceiling(ctx, m.Fsync); err != nil {
@@ -167,6 +172,23 @@ func (b *bench) drainPhases(ctx context.Context, m *Phases, res *Results) error 
 		}
 		if m.Forwarder != nil {
 			m.ScaleOutRatio = m.ScaleOut.Rate / m.Forwarder.Rate
+		}
+	}
+	return b.routePhases(ctx, m, res)
+}
+
+// routePhases runs phases r and i against servers of m's fsync mode. They
+// make their own backlogs, for the subscriptions they configure.
+func (b *bench) routePhases(ctx context.Context, m *Phases, res *Results) error {
+	var err error
+	if b.opts.phases["r"] {
+		if m.RouteScale, err = b.routeScale(ctx, m.Fsync, res); err != nil {
+			return fmt.Errorf("phase r (routes at scale, %s): %w", mode(m.Fsync), err)
+		}
+	}
+	if b.opts.phases["i"] {
+		if m.Isolation, err = b.isolation(ctx, m.Fsync); err != nil {
+			return fmt.Errorf("phase i (isolation, %s): %w", mode(m.Fsync), err)
 		}
 	}
 	return nil

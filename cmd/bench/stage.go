@@ -69,14 +69,21 @@ func (s *stage) close() {
 // Nats-Msg-Id set), waits for every PubAck and checks the stream holds them
 // all. It returns how long that took.
 func (s *stage) publish(ctx context.Context, bodies [][]byte) (time.Duration, error) {
+	return s.publishEach(ctx, len(bodies), func(i int) []byte { return bodies[i] })
+}
+
+// publishEach is publish of the n bodies body(0) … body(n-1), made as they
+// are published, so that a large backlog need not be held in memory. The
+// time of the calls to body counts.
+func (s *stage) publishEach(ctx context.Context, n int, body func(i int) []byte) (time.Duration, error) {
 	p := audit.NewPublisher(s.js, audit.PublisherOptions{})
 	before, err := s.stream.Info(ctx)
 	if err != nil {
 		return 0, err
 	}
 	start := time.Now()
-	for _, b := range bodies {
-		if err := p.PublishRawAsync(ctx, b); err != nil {
+	for i := range n {
+		if err := p.PublishRawAsync(ctx, body(i)); err != nil {
 			return 0, fmt.Errorf("publish backlog: %w", err)
 		}
 	}
@@ -88,8 +95,8 @@ func (s *stage) publish(ctx context.Context, bodies [][]byte) (time.Duration, er
 	if err != nil {
 		return 0, err
 	}
-	if got := info.State.Msgs - before.State.Msgs; got != uint64(len(bodies)) {
-		return 0, fmt.Errorf("published %d events but the stream stored %d (deduplicated?)", len(bodies), got)
+	if got := info.State.Msgs - before.State.Msgs; got != uint64(n) {
+		return 0, fmt.Errorf("published %d events but the stream stored %d (deduplicated?)", n, got)
 	}
 	return took, nil
 }
