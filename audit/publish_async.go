@@ -96,7 +96,9 @@ func (p *Publisher) publishAsync(ctx context.Context, subject, eventID string, b
 			return err
 		}
 	}
-	f, err := p.js.PublishMsgAsync(newMsg(ctx, subject, eventID, body))
+	sctx, span := startPublishSpan(ctx, subject, eventID)
+	f, err := p.js.PublishMsgAsync(newMsg(sctx, subject, eventID, body))
+	span.End()
 	if err != nil {
 		return fmt.Errorf("audit: publish event %s to %s: %w", eventID, subject, err)
 	}

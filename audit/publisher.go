@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
 )
 
 // Publisher publishes audit events to JetStream. It is safe for concurrent
@@ -55,8 +56,11 @@ func (p *Publisher) PublishRaw(ctx context.Context, body []byte) (*jetstream.Pub
 }
 
 func (p *Publisher) publish(ctx context.Context, subject, eventID string, body []byte) (*jetstream.PubAck, error) {
+	ctx, span := startPublishSpan(ctx, subject, eventID)
+	defer span.End()
 	ack, err := p.js.PublishMsg(ctx, newMsg(ctx, subject, eventID, body))
 	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		return nil, fmt.Errorf("audit: publish event %s to %s: %w", eventID, subject, err)
 	}
 	return ack, nil
@@ -87,10 +91,11 @@ func (p *Publisher) encode(e *Event) ([]byte, error) {
 	return body, nil
 }
 
-// newMsg builds the message of one event. Every header is set here, so that
-// trace context (traceparent, tracestate from ctx) can be added in one place.
-func newMsg(_ context.Context, subject, eventID string, body []byte) *nats.Msg {
-	m := &nats.Msg{Subject: subject, Data: body, Header: make(nats.Header, 1)}
+// newMsg builds the message of one event. Every header is set here:
+// Nats-Msg-Id, and traceparent/tracestate when ctx holds a span.
+func newMsg(ctx context.Context, subject, eventID string, body []byte) *nats.Msg {
+	m := &nats.Msg{Subject: subject, Data: body, Header: make(nats.Header, 3)}
 	m.Header[jetstream.MsgIDHeader] = []string{eventID}
+	traceContext.Inject(ctx, HeaderCarrier(m.Header))
 	return m
 }

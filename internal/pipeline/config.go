@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures a Forwarder. The zero value means the documented defaults;
@@ -81,6 +84,15 @@ type Config struct {
 	// long. Default 24h.
 	AgingWarning time.Duration
 
+	// PendingInterval is how often each route's consumer is asked how many
+	// events wait, for the consumer.pending metric. Default 15s.
+	PendingInterval time.Duration
+
+	// Meters and Tracers receive the pipeline's metrics and spans. Default:
+	// OpenTelemetry's global providers.
+	Meters  metric.MeterProvider
+	Tracers trace.TracerProvider
+
 	// ShutdownTimeout bounds how long the batches in hand may take to finish
 	// after a stop; what is not delivered by then is NAKed. Default 10s.
 	ShutdownTimeout time.Duration
@@ -127,6 +139,7 @@ func (c Config) withDefaults() Config {
 	defd(&c.ProbeTimeout, 10*time.Second)
 	defd(&c.AgingWarning, 24*time.Hour)
 	defd(&c.ShutdownTimeout, 10*time.Second)
+	defd(&c.PendingInterval, 15*time.Second)
 	return c
 }
 

@@ -11,6 +11,9 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ezssh/siem-forwarder/audit"
 	"github.com/ezssh/siem-forwarder/internal/delivery"
@@ -88,6 +91,9 @@ func dlqSubject(route, subject string) string {
 // first, it is NAKed instead. A second write of the same dead letter (after a
 // crash) is dropped by the stream's duplicate window.
 func (r *runner) deadLetter(ctx context.Context, m jetstream.Msg, reason string, cause error) {
+	ctx, span := r.in.tracer.Start(ctx, "dead-letter", trace.WithAttributes(
+		attribute.String("route", r.route.Name), attribute.String("ezssh.dlq.reason", reason)))
+	defer span.End()
 	now := time.Now().UTC()
 	dl := nats.NewMsg(dlqSubject(r.route.Name, m.Subject()))
 	dl.Data = m.Data()
@@ -126,7 +132,7 @@ func (r *runner) deadLetter(ctx context.Context, m jetstream.Msg, reason string,
 		_, err := r.js.PublishMsg(pctx, dl)
 		return err
 	}, backoff.WithContext(b, ctx), func(err error, wait time.Duration) {
-		r.log.Warn("dead-letter write failed; retrying", "err", err, "wait", wait)
+		r.log.WarnContext(ctx, "dead-letter write failed; retrying", "err", err, "wait", wait)
 	})
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
@@ -140,7 +146,8 @@ func (r *runner) deadLetter(ctx context.Context, m jetstream.Msg, reason string,
 		r.stats.ackErrors.Add(1)
 	}
 	r.stats.deadLettered.Add(1)
-	r.log.Warn("event dead-lettered", "reason", reason, "subject", m.Subject(), "err", truncate(cause.Error(), maxErrorHeader))
+	r.in.deadLettered.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(attribute.String("route", r.route.Name), attribute.String("reason", reason))))
+	r.log.WarnContext(ctx, "event dead-lettered", "reason", reason, "subject", m.Subject(), "err", truncate(cause.Error(), maxErrorHeader))
 }
 
 func truncate(s string, n int) string {

@@ -29,6 +29,7 @@ type Forwarder struct {
 	js     jetstream.JetStream
 	log    *slog.Logger
 	budget *budget
+	in     *instruments
 	ready  atomic.Bool
 
 	mu       sync.Mutex
@@ -63,6 +64,11 @@ func New(js jetstream.JetStream, cfg Config, routes []Route, log *slog.Logger) (
 		budget: newBudget(cfg.MemoryBudget),
 		routes: map[string]*routeHandle{},
 	}
+	in, err := newInstruments(cfg, f)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: metrics: %w", err)
+	}
+	f.in = in
 	consumers := map[string]bool{}
 	for _, rt := range routes {
 		rt = rt.withDefaults()
@@ -109,6 +115,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	}
 	f.mu.Unlock()
 	f.ready.Store(true)
+	f.wg.Go(func() { f.pollPending(ctx) })
 
 	<-ctx.Done()
 	f.ready.Store(false)
@@ -126,7 +133,7 @@ func (f *Forwarder) newRunner(rt Route) *runner {
 	// Each route's client-side buffer shrinks as routes multiply, so that the
 	// buffers together stay near the memory budget (about 2 KiB an event).
 	prefetch := min(f.cfg.Prefetch, max(64, int(f.cfg.MemoryBudget/2048)/max(1, len(f.routes))))
-	r := newRunner(f.cfg, rt, f.js, f.budget, prefetch, f.log)
+	r := newRunner(f.cfg, rt, f.js, f.budget, prefetch, f.in, f.log)
 	r.suspects = f.suspects
 	return r
 }
@@ -236,4 +243,32 @@ func (f *Forwarder) Stats() []RouteStats {
 	f.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Route < out[j].Route })
 	return out
+}
+
+// pollPending refreshes every route's pending count for the metrics.
+func (f *Forwarder) pollPending(ctx context.Context) {
+	t := time.NewTicker(f.cfg.PendingInterval)
+	defer t.Stop()
+	for {
+		f.mu.Lock()
+		runners := make([]*runner, 0, len(f.routes))
+		for _, h := range f.routes {
+			if h.r != nil && h.r.consumer != nil {
+				runners = append(runners, h.r)
+			}
+		}
+		f.mu.Unlock()
+		for _, r := range runners {
+			ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if info, err := r.consumer.Info(ictx); err == nil {
+				r.stats.pending.Store(int64(info.NumPending) + int64(info.NumAckPending))
+			}
+			cancel()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

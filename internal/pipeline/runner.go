@@ -10,6 +10,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/time/rate"
 )
 
@@ -26,6 +27,8 @@ type runner struct {
 	budget     *budget
 	prefetch   int
 	limiter    *rate.Limiter // nil without a Rate
+	in         *instruments
+	attrs      metric.MeasurementOption // the route attribute, built once
 	log        *slog.Logger
 	consumer   jetstream.Consumer
 	breaker    *breaker
@@ -38,8 +41,10 @@ type runner struct {
 	stats      routeStats
 }
 
-func newRunner(cfg Config, route Route, js jetstream.JetStream, b *budget, prefetch int, log *slog.Logger) *runner {
+func newRunner(cfg Config, route Route, js jetstream.JetStream, b *budget, prefetch int, in *instruments, log *slog.Logger) *runner {
 	r := &runner{
+		in:         in,
+		attrs:      routeAttrs(route.Name),
 		cfg:        cfg,
 		route:      route,
 		js:         js,
@@ -50,6 +55,7 @@ func newRunner(cfg Config, route Route, js jetstream.JetStream, b *budget, prefe
 		batches:    make(chan *batch),
 		quarantine: make(chan suspect, 64),
 	}
+	r.stats.pending.Store(-1)
 	r.target.store(route.Sink, route.Destination)
 	if route.Rate > 0 {
 		r.limiter = rate.NewLimiter(rate.Limit(route.Rate), max(1, int(route.Rate/10)))
@@ -84,6 +90,12 @@ func (r *runner) consumerConfig(existing *jetstream.ConsumerInfo) jetstream.Cons
 		if existing.Paused {
 			c.PauseUntil = existing.Config.PauseUntil
 		}
+		// Whoever created the consumer may have described it (a replay
+		// records its window there): keep that.
+		if existing.Config.Description != "" {
+			c.Description = existing.Config.Description
+		}
+		c.Metadata = existing.Config.Metadata
 	}
 	return c
 }
@@ -118,6 +130,14 @@ func (r *runner) setUp(ctx context.Context) bool {
 }
 
 func (r *runner) recreateConsumer(ctx context.Context) {
+	if r.route.UntilSeq > 0 {
+		// A bounded route (a replay) whose consumer was deleted was finished
+		// by someone else: recreating it would send the window again.
+		r.log.Info("consumer deleted; bounded route ends")
+		r.stats.ended.Store(true)
+		r.pull.drain(true)
+		return
+	}
 	if err := r.ensureConsumer(ctx); err != nil {
 		r.log.Error("cannot recreate consumer", "err", err)
 	}

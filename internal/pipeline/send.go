@@ -7,6 +7,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ezssh/siem-forwarder/internal/delivery"
 )
@@ -19,7 +20,9 @@ func (r *runner) sendLoop(ctx, hard context.Context) {
 	for b := range r.batches {
 		r.held.add(b)
 		r.stats.inFlight.Add(int64(len(b.msgs)))
-		r.deliver(ctx, hard, b.msgs, b.evs)
+		sctx, span := r.startBatchSpan(hard, b.msgs, b.evs)
+		r.deliver(ctx, sctx, b.msgs, b.evs)
+		span.End()
 		r.stats.inFlight.Add(-int64(len(b.msgs)))
 		r.held.remove(b)
 	}
@@ -37,6 +40,7 @@ func (r *runner) deliver(ctx, hard context.Context, msgs []jetstream.Msg, evs []
 	case err == nil:
 		r.settleAck(msgs)
 		r.stats.delivered.Add(int64(len(msgs)))
+		r.observeDelivered(hard, evs)
 		r.stats.lastDelivery.Store(time.Now().UnixNano())
 		return
 	case class != delivery.Rejected && class != delivery.TooLarge:
@@ -85,8 +89,12 @@ func (r *runner) send(ctx, hard context.Context, evs []delivery.Event) error {
 		if err := r.breaker.waitHealthy(ctx); err != nil {
 			return backoff.Permanent(errStopping)
 		}
-		sink := r.target.load().sink
-		err := r.breaker.do(func() error { return sink.Send(hard, evs) })
+		t := r.target.load()
+		rctx, span := r.in.tracer.Start(hard, "POST", trace.WithSpanKind(trace.SpanKindClient))
+		start := time.Now()
+		err := r.breaker.do(func() error { return t.sink.Send(rctx, evs) })
+		r.observeRequest(rctx, start, evs, t.destination, err)
+		span.End()
 		r.stats.requests.Add(1)
 		switch c := delivery.ClassOf(err); {
 		case err == nil:
@@ -106,7 +114,7 @@ func (r *runner) send(ctx, hard context.Context, evs []delivery.Event) error {
 	)
 	notify := func(err error, wait time.Duration) {
 		r.stats.retries.Add(1)
-		r.log.Debug("send failed; retrying", "class", delivery.ClassOf(err).String(), "err", err, "wait", wait)
+		r.log.DebugContext(hard, "send failed; retrying", "class", delivery.ClassOf(err).String(), "err", err, "wait", wait)
 	}
 	return backoff.RetryNotify(op, backoff.WithContext(&retryAfterBackOff{BackOff: b, after: &retryAfter}, ctx), notify)
 }
@@ -146,6 +154,7 @@ func (r *runner) settleNak(msgs []jetstream.Msg) {
 		_ = m.Nak()
 	}
 	r.stats.naked.Add(int64(len(msgs)))
+	r.in.returned.Add(context.Background(), int64(len(msgs)), r.attrs)
 	r.release(msgs)
 }
 

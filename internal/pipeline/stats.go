@@ -22,6 +22,7 @@ type routeStats struct {
 	pausedUntil  atomic.Int64 // unix nanoseconds; 0 when not paused
 	lastDelivery atomic.Int64 // unix nanoseconds
 	ended        atomic.Bool  // a route with UntilSeq reached its end
+	pending      atomic.Int64 // consumer pending + ack pending, polled; -1 before the first poll
 }
 
 // RouteStats is a snapshot of a route's counters since the process started.
