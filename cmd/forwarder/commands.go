@@ -21,6 +21,8 @@ Usage:
                                    a local HEC collector and synthetic traffic
   forwarder dlq COMMAND [flags]    dead letters: list, show, redrive or purge them
   forwarder routes COMMAND [flags] per-subscription routes: list, get, set, enable, disable, delete, test
+  forwarder replay [flags]         send the events stored in a time window again (resumable)
+  forwarder status [--json]        per route: pending, breaker, pause, last delivery, DLQ; streams; instances
   forwarder help                   this text
 
 Run "forwarder COMMAND --help" for a command's flags. Every flag can also be
@@ -47,6 +49,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDLQ(ctx, args, stdout, stderr)
 	case "routes":
 		return runRoutes(ctx, args, stdout, stderr)
+	case "replay":
+		return runReplay(ctx, args, stdout, stderr)
+	case "status":
+		return runStatus(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ezssh/siem-forwarder/internal/embedded"
 	"github.com/ezssh/siem-forwarder/internal/natsconn"
+	"github.com/ezssh/siem-forwarder/internal/telemetry"
 )
 
 // connection is a NATS connection and, with no NATS_URL, the embedded server
@@ -86,7 +87,7 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 	}
 	o := &slog.HandlerOptions{Level: l}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, o))
+		return slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(w, o)))
 	}
-	return slog.New(slog.NewTextHandler(w, o))
+	return slog.New(telemetry.NewLogHandler(slog.NewTextHandler(w, o)))
 }

@@ -17,7 +17,7 @@ func TestREADMEDocumentsEveryFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	flagLine := regexp.MustCompile(`^  (--?[a-z0-9-]+)(?:  \[\$([A-Z0-9_]+)\])?$`)
-	for _, cmd := range [][]string{{"run", "--help"}, {"test-connection", "--help"}, {"demo", "--help"}} {
+	for _, cmd := range [][]string{{"run", "--help"}, {"test-connection", "--help"}, {"demo", "--help"}, {"replay", "--help"}} {
 		var out bytes.Buffer
 		if err := run(context.Background(), cmd, &out, &out); err != nil {
 			t.Fatalf("%v: %v", cmd, err)

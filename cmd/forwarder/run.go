@@ -17,6 +17,7 @@ import (
 	"github.com/ezssh/siem-forwarder/internal/huntress"
 	"github.com/ezssh/siem-forwarder/internal/pipeline"
 	"github.com/ezssh/siem-forwarder/internal/routes"
+	"github.com/ezssh/siem-forwarder/internal/telemetry"
 )
 
 const runIntro = `forwarder run: deliver EZSSH audit events from JetStream to a Huntress HEC.
@@ -74,13 +75,28 @@ func runForwarder(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	f.pipe.Replicas = f.stream.Replicas
+	tel, err := telemetry.Setup(ctx, "ezssh-forwarder", newInstanceID())
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
+	f.pipe.Meters, f.pipe.Tracers = tel.Meters, tel.Tracers
 	fw, err := pipeline.New(conn.js, f.pipe, static, base)
 	if err != nil {
 		return err
 	}
+	stopHeartbeat, err := startHeartbeat(ctx, conn.js, fw, newInstanceID(), f.stream.Replicas, base)
+	if err != nil {
+		return err
+	}
+	defer stopHeartbeat()
 	subs := &subscriptionRoutes{fw: fw, table: table, base: f.hec.base(), key: key, prefix: f.consumer, log: log}
 	if f.httpAddr != "" {
-		stop, err := serveHealth(f.httpAddr, func() bool { return fw.Ready() && subs.synced.Load() }, log)
+		stop, err := serveHealth(f.httpAddr, func() bool { return fw.Ready() && subs.synced.Load() }, tel.MetricsHandler(), log)
 		if err != nil {
 			return err
 		}
@@ -158,10 +174,11 @@ func destination(raw string) string {
 	return u.Scheme + "://" + u.Host + u.Path
 }
 
-// serveHealth serves /healthz (the process is up) and /readyz (connected and
+// serveHealth serves /metrics (Prometheus), /healthz (the process is up) and /readyz (connected and
 // every consumer in place).
-func serveHealth(addr string, ready func() bool, log *slog.Logger) (stop func(), err error) {
+func serveHealth(addr string, ready func() bool, metrics http.Handler, log *slog.Logger) (stop func(), err error) {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
