@@ -114,11 +114,24 @@ func (r *runner) ensureConsumer(ctx context.Context) error {
 	return nil
 }
 
+// setupSlots bounds the consumers being created at once, process-wide.
+var setupSlots = make(chan struct{}, 8)
+
 // setUp creates the consumer of a route added while the forwarder runs,
 // retrying until it succeeds or ctx is done.
 func (r *runner) setUp(ctx context.Context) bool {
 	b := backoff.NewExponentialBackOff(backoff.WithMaxInterval(30*time.Second), backoff.WithMaxElapsedTime(0))
-	err := backoff.RetryNotify(func() error { return r.ensureConsumer(ctx) }, backoff.WithContext(b, ctx),
+	err := backoff.RetryNotify(func() error {
+		// Many routes appearing at once (a fleet starting with 1,000
+		// subscriptions) would otherwise swamp the JetStream API.
+		select {
+		case setupSlots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-setupSlots }()
+		return r.ensureConsumer(ctx)
+	}, backoff.WithContext(b, ctx),
 		func(err error, wait time.Duration) {
 			r.log.Error("cannot set up route; retrying", "err", err, "wait", wait)
 		})
