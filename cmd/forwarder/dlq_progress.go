@@ -14,8 +14,11 @@ import (
 // seconds elsewhere, for runs that last longer than a second:
 //
 //	redrive 1234/5000 [=====>              ] 410/s
+//	replay 3f2a9c1b7d04 1234/5000 [====>               ] 410/s ETA 9s
 //
-// The counts are safe for concurrent use; start and stop are not.
+// With eta set it also shows the time left; the rate counts only what was
+// done in this run (above base). The counts are safe for concurrent use;
+// start and stop are not.
 type dlqProgress struct {
 	w     io.Writer
 	label string
@@ -25,7 +28,10 @@ type dlqProgress struct {
 	// or 5s elsewhere.
 	after, every time.Duration
 
+	eta bool
+
 	total, done atomic.Uint64
+	base        atomic.Uint64 // done before this run
 	began       time.Time
 	drawn       bool
 	quit        chan struct{}
@@ -45,6 +51,16 @@ func newDLQProgress(w io.Writer, label string) *dlqProgress {
 
 func (p *dlqProgress) setTotal(n uint64) { p.total.Store(n) }
 func (p *dlqProgress) add(n uint64)      { p.done.Add(n) }
+
+// set records done of total, of which base were done before this run.
+func (p *dlqProgress) set(done, total, base uint64) {
+	p.done.Store(done)
+	p.total.Store(total)
+	p.base.Store(base)
+}
+
+// setDone records done.
+func (p *dlqProgress) setDone(done uint64) { p.done.Store(done) }
 
 // start begins drawing; stop must follow.
 func (p *dlqProgress) start() {
@@ -73,6 +89,9 @@ func (p *dlqProgress) start() {
 // idempotent.
 func (p *dlqProgress) stop() {
 	p.once.Do(func() {
+		if p.quit == nil {
+			return // never started
+		}
 		close(p.quit)
 		<-p.finished
 		if p.drawn {
@@ -86,15 +105,29 @@ func (p *dlqProgress) stop() {
 
 func (p *dlqProgress) draw() {
 	p.drawn = true
-	done, total := p.done.Load(), p.total.Load()
-	total = max(total, done)
-	rate := float64(done) / max(time.Since(p.began).Seconds(), 0.001)
-	line := fmt.Sprintf("%s %d/%d %s %.0f/s", p.label, done, total, dlqBar(done, total, 20), rate)
-	if p.tty {
-		fmt.Fprintf(p.w, "\r%s\x1b[K", line)
-	} else {
-		fmt.Fprintln(p.w, line)
+	fmt.Fprint(p.w, p.line(time.Since(p.began)))
+}
+
+// line renders the progress after elapsed of this run.
+func (p *dlqProgress) line(elapsed time.Duration) string {
+	done, base := p.done.Load(), p.base.Load()
+	total := max(p.total.Load(), done)
+	rate := float64(done-min(base, done)) / max(elapsed.Seconds(), 0.001)
+	s := fmt.Sprintf("%s %d/%d %s %.0f/s", p.label, done, total, dlqBar(done, total, 20), rate)
+	if p.eta {
+		switch {
+		case done >= total:
+			s += " ETA 0s"
+		case rate > 0:
+			s += " ETA " + time.Duration(float64(total-done)/rate*float64(time.Second)).Round(time.Second).String()
+		default:
+			s += " ETA -"
+		}
 	}
+	if p.tty {
+		return "\r" + s + "\x1b[K"
+	}
+	return s + "\n"
 }
 
 // dlqBar renders done/total as [=====>    ] of width cells.

@@ -148,7 +148,7 @@ const (
 // settled, ctx is done, or the route is stuck at its end; it then stops the
 // pipeline (which NAKs what it holds) and returns its counters. settled is
 // what earlier runs and rounds settled.
-func (r *replayer) round(ctx context.Context, route pipeline.Route, settled uint64, prog *replayProgress) (pipeline.RouteStats, roundEnd, error) {
+func (r *replayer) round(ctx context.Context, route pipeline.Route, settled uint64, prog *dlqProgress) (pipeline.RouteStats, roundEnd, error) {
 	fw, err := pipeline.New(r.js, r.pipelineConfig(ctx), []pipeline.Route{route}, r.log)
 	if err != nil {
 		return pipeline.RouteStats{}, roundStopped, err

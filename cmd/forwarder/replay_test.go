@@ -533,7 +533,7 @@ func TestParseReplayRate(t *testing.T) {
 }
 
 func TestReplayProgressLine(t *testing.T) {
-	p := &replayProgress{label: "replay x"}
+	p := &dlqProgress{label: "replay x", eta: true}
 	p.set(150, 300, 50)
 	// 100 events this run in 2s: 50/s, 150 left: 3s.
 	if got := p.line(2 * time.Second); got != "replay x 150/300 [==========>         ] 50/s ETA 3s\n" {
