@@ -19,7 +19,6 @@ import (
 
 	"github.com/ezssh/siem-forwarder/audit"
 	"github.com/ezssh/siem-forwarder/internal/cliflag"
-	"github.com/ezssh/siem-forwarder/internal/embedded"
 	"github.com/ezssh/siem-forwarder/internal/huntress"
 	"github.com/ezssh/siem-forwarder/internal/pipeline"
 )
@@ -36,20 +35,7 @@ type dlqEnv struct {
 
 func startDLQEnv(t *testing.T) *dlqEnv {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Config{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srvURL, js := startTestJetStream(t)
 	ctx := context.Background()
 	dlq, err := pipeline.EnsureDLQStream(ctx, js, dlqTestStream, 0, 1)
 	if err != nil {
@@ -59,7 +45,7 @@ func startDLQEnv(t *testing.T) *dlqEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &dlqEnv{url: srv.URL(), js: js, dlq: dlq, audit: as}
+	return &dlqEnv{url: srvURL, js: js, dlq: dlq, audit: as}
 }
 
 // run runs `forwarder dlq args...` in process against e.

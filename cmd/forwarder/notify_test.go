@@ -9,11 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/ezssh/siem-forwarder/internal/cliflag"
-	"github.com/ezssh/siem-forwarder/internal/embedded"
 	"github.com/ezssh/siem-forwarder/internal/notify"
 	"github.com/ezssh/siem-forwarder/internal/notify/smtptest"
 	"github.com/ezssh/siem-forwarder/internal/pipeline"
@@ -114,20 +110,7 @@ func TestNotifierOffWithoutSMTP(t *testing.T) {
 }
 
 func TestNotifierEmailsTheGlobalRoutesAdmins(t *testing.T) {
-	srv, err := embedded.Start(embedded.Config{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := startTestJetStream(t)
 	ctx := context.Background()
 	if _, err := pipeline.EnsureDLQStream(ctx, js, "EZSSH_AUDIT_DLQ", 0, 0); err != nil {
 		t.Fatal(err)

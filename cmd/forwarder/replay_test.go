@@ -19,7 +19,6 @@ import (
 
 	"github.com/ezssh/siem-forwarder/audit"
 	"github.com/ezssh/siem-forwarder/internal/cliflag"
-	"github.com/ezssh/siem-forwarder/internal/embedded"
 	"github.com/ezssh/siem-forwarder/internal/huntress"
 	"github.com/ezssh/siem-forwarder/internal/routes"
 )
@@ -50,20 +49,7 @@ var (
 // batches in stream time.
 func startReplayEnv(t *testing.T, n1, n2, n3 int) *replayEnv {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Config{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srvURL, js := startTestJetStream(t)
 	s, err := audit.EnsureStream(context.Background(), js, audit.StreamOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +60,7 @@ func startReplayEnv(t *testing.T, n1, n2, n3 int) *replayEnv {
 		t.Setenv(k, "") // restored after the test
 		os.Unsetenv(k)
 	}
-	e := &replayEnv{url: srv.URL(), js: js, stream: s, events: map[string]replayTestEvent{}}
+	e := &replayEnv{url: srvURL, js: js, stream: s, events: map[string]replayTestEvent{}}
 	e.publish(t, "t1", n1)
 	e.T = replayMark()
 	e.publish(t, "t2", n2)

@@ -13,12 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ezssh/siem-forwarder/audit"
 	"github.com/ezssh/siem-forwarder/internal/cliflag"
-	"github.com/ezssh/siem-forwarder/internal/embedded"
 	"github.com/ezssh/siem-forwarder/internal/huntress"
 	"github.com/ezssh/siem-forwarder/internal/routes"
 )
@@ -38,20 +36,7 @@ type routesEnv struct {
 
 func startRoutesEnv(t *testing.T) *routesEnv {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Config{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srvURL, js := startTestJetStream(t)
 	if _, err := audit.EnsureStream(context.Background(), js, audit.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +45,7 @@ func startRoutesEnv(t *testing.T) *routesEnv {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
-	t.Setenv("NATS_URL", srv.URL())
+	t.Setenv("NATS_URL", srvURL)
 	e := &routesEnv{js: js, dir: t.TempDir()}
 	t.Cleanup(func() {
 		for _, tok := range []string{routesTestToken, routesTestToken2} {
