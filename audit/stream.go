@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -80,6 +81,16 @@ func (o StreamOptions) Config() jetstream.StreamConfig {
 // (for example a different storage type on an existing stream) is returned.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOptions) (jetstream.Stream, error) {
 	cfg := opts.Config()
+	// Every forwarder and producer may call this at start: update only when
+	// something changed, so they do not churn the stream.
+	if s, err := js.Stream(ctx, cfg.Name); err == nil {
+		have := s.CachedInfo().Config
+		if slices.Equal(have.Subjects, cfg.Subjects) && have.MaxAge == cfg.MaxAge && have.MaxBytes == cfg.MaxBytes &&
+			have.Replicas == cfg.Replicas && have.MaxMsgSize == cfg.MaxMsgSize && have.Duplicates == cfg.Duplicates &&
+			have.Storage == cfg.Storage && have.Discard == cfg.Discard && have.Description == cfg.Description {
+			return s, nil
+		}
+	}
 	s, err := js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("audit: ensure stream %s: %w", cfg.Name, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,7 +61,7 @@ func EnsureDLQStream(ctx context.Context, js jetstream.JetStream, name string, m
 	if replicas <= 0 {
 		replicas = 1
 	}
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	want := jetstream.StreamConfig{
 		Name:        name,
 		Description: "EZSSH audit events that could not be delivered, with the reason in their headers; and route state changes for the notifier",
 		Subjects:    []string{DLQSubjectPrefix + ".>", RouteEventSubjectPrefix + ".>"},
@@ -70,7 +71,13 @@ func EnsureDLQStream(ctx context.Context, js jetstream.JetStream, name string, m
 		Replicas:    replicas,
 		Duplicates:  2 * time.Minute,
 		MaxMsgSize:  -1,
-	})
+	}
+	// Every instance of a fleet calls this at start: update only when
+	// something changed, so starting instances do not churn the stream.
+	if s, err := js.Stream(ctx, name); err == nil && sameStream(s.CachedInfo().Config, want) {
+		return s, nil
+	}
+	s, err := js.CreateOrUpdateStream(ctx, want)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: dead-letter stream %s: %w", name, err)
 	}
@@ -155,4 +162,13 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// sameStream reports whether have already has the settings of want that this
+// package manages.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.MaxAge == want.MaxAge &&
+		have.Replicas == want.Replicas && have.Duplicates == want.Duplicates &&
+		have.Storage == want.Storage && have.MaxMsgSize == want.MaxMsgSize &&
+		have.Description == want.Description
 }
