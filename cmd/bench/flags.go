@@ -180,6 +180,3 @@ func (o options) needsBacklog() bool { return o.drainsBacklog() || o.fsync == fs
 func (o options) needsForwarder() bool {
 	return o.phases["b"] || o.phases["c"] || o.phases["d"] || o.phases["r"] || o.phases["i"]
 }
-
-// routePhases reports whether a phase of subscription routes runs.
-func (o options) routePhases() bool { return o.phases["r"] || o.phases["i"] }

@@ -99,15 +99,6 @@ func (e *routesEnv) file(t *testing.T, name, content string) string {
 	return p
 }
 
-func (e *routesEnv) kv(t *testing.T) jetstream.KeyValue {
-	t.Helper()
-	kv, err := e.js.KeyValue(context.Background(), routes.Bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kv
-}
-
 // raw returns the stored value of sub and its revision; 0 when there is none.
 func (e *routesEnv) raw(t *testing.T, sub string) (string, uint64) {
 	t.Helper()

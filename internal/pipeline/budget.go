@@ -31,5 +31,3 @@ func (b *budget) tryAcquire(n int) bool { return b.sem.TryAcquire(b.cost(n)) }
 func (b *budget) acquire(ctx context.Context, n int) error {
 	return b.sem.Acquire(ctx, b.cost(n))
 }
-
-func (b *budget) release(n int) { b.sem.Release(b.cost(n)) }
