@@ -26,6 +26,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Config configures a Notifier. The zero value of each optional field means
@@ -65,6 +67,10 @@ type Config struct {
 	// MaxAttempts is the number of claims (each with its retries) after which
 	// an email that cannot be sent is dropped and logged. Default 5.
 	MaxAttempts int
+	// Meters receives the notifier's metrics (ezssh.forwarder.notifications.*,
+	// the counters of Stats by route and kind). Default: OpenTelemetry's
+	// global MeterProvider.
+	Meters metric.MeterProvider
 }
 
 func (c Config) withDefaults() Config {
@@ -124,6 +130,7 @@ func (c Config) Validate() error {
 type Notifier struct {
 	cfg Config
 	log *slog.Logger
+	in  *instruments
 
 	sent, failed, dropped, unaddressed atomic.Int64
 }
@@ -136,13 +143,18 @@ type Stats struct {
 	Unaddressed int64 // emails not queued because the route had no recipients
 }
 
-// New returns a Notifier, or the error of cfg.Validate.
+// New returns a Notifier, or the error of cfg.Validate or of creating its
+// metrics.
 func New(cfg Config) (*Notifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Notifier{cfg: cfg, log: cfg.Log.With("component", "notify")}, nil
+	in, err := newInstruments(cfg.Meters)
+	if err != nil {
+		return nil, fmt.Errorf("notify: metrics: %w", err)
+	}
+	return &Notifier{cfg: cfg, log: cfg.Log.With("component", "notify"), in: in}, nil
 }
 
 // Stats returns the counters.
@@ -377,7 +389,7 @@ func (n *Notifier) update(ctx context.Context, route string, f func(*routeState,
 		}
 		fx := &effects{}
 		if !f(st, fx) {
-			n.report(route, fx)
+			n.report(ctx, route, fx)
 			return fx, nil
 		}
 		b, err := json.Marshal(st)
@@ -395,18 +407,19 @@ func (n *Notifier) update(ctx context.Context, route string, f func(*routeState,
 		if err != nil {
 			return nil, err
 		}
-		n.report(route, fx)
+		n.report(ctx, route, fx)
 		return fx, nil
 	}
 	return nil, fmt.Errorf("state changed by others %d times in a row", maxCAS)
 }
 
-func (n *Notifier) report(route string, fx *effects) {
+func (n *Notifier) report(ctx context.Context, route string, fx *effects) {
 	for _, k := range fx.queued {
 		n.log.Info("admin email queued", "route", route, "kind", k)
 	}
 	for _, k := range fx.unaddressed {
 		n.unaddressed.Add(1)
+		count(ctx, n.in.unaddressed, 1, route, k, "")
 		n.log.Warn("no admin email address for this route; nobody is told", "route", route, "kind", k)
 	}
 	if fx.redacted {
@@ -414,6 +427,7 @@ func (n *Notifier) report(route string, fx *effects) {
 	}
 	if fx.overflowed > 0 {
 		n.dropped.Add(int64(fx.overflowed))
+		count(ctx, n.in.dropped, int64(fx.overflowed), route, "", reasonOverflow)
 		n.log.Error("too many admin emails waiting; the oldest were dropped", "route", route, "dropped", fx.overflowed)
 	}
 }

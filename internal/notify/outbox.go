@@ -66,6 +66,7 @@ func (n *Notifier) deliver(ctx context.Context, route string, m *mail) bool {
 			return nil
 		}
 		n.failed.Add(1)
+		count(ctx, n.in.failed, 1, route, m.Kind, failReason(err))
 		if errors.Is(err, ErrPermanent) {
 			return backoff.Permanent(err)
 		}
@@ -76,6 +77,7 @@ func (n *Notifier) deliver(ctx context.Context, route string, m *mail) bool {
 	cancel()
 	if err == nil {
 		n.sent.Add(1)
+		count(ctx, n.in.sent, 1, route, m.Kind, "")
 		log.Info("admin email sent", "recipients", len(m.To), "attempt", m.Attempts)
 	}
 	stopping := err != nil && ctx.Err() != nil
@@ -117,6 +119,11 @@ func (n *Notifier) deliver(ctx context.Context, route string, m *mail) bool {
 		log.Warn("admin email sent after its claim lapsed; another instance may send it too")
 	case dropped:
 		n.dropped.Add(1)
+		reason := reasonAttempts
+		if errors.Is(err, ErrPermanent) {
+			reason = reasonRefused
+		}
+		count(ctx, n.in.dropped, 1, route, m.Kind, reason)
 		log.Error("admin email dropped: it could not be sent", "err", err, "attempts", m.Attempts)
 	case err != nil && !stopping:
 		log.Warn("admin email not sent; will try again", "err", err, "attempt", m.Attempts, "next_in", n.retryDelay(m.Attempts))
