@@ -94,6 +94,7 @@ type runFlags struct {
 	routesFile    string
 	secretKeyFile string
 	httpAddr      string
+	pprof         bool
 	stream        audit.StreamOptions
 	pipe          pipeline.Config
 	logLevel      string
@@ -111,7 +112,8 @@ func (f *runFlags) bind(s *cliflag.Set) {
 	s.String(&f.consumer, "consumer", "FORWARDER_CONSUMER", "huntress", "durable consumer of the global route, and prefix of the others' (huntress-<SubscriptionId>, huntress_<static route>)")
 	s.String(&f.routesFile, "routes-file", "FORWARDER_ROUTES_FILE", "", "JSON or YAML file of static routes (see docs/routes.md)")
 	s.String(&f.secretKeyFile, "secret-key-file", routes.KeyFileEnv, "", "key that opens HEC tokens sealed in EZSSH_SIEM (32 bytes: raw, hex or base64)")
-	s.String(&f.httpAddr, "http-addr", "FORWARDER_HTTP_ADDR", "127.0.0.1:8080", "address of /healthz and /readyz; empty disables")
+	s.String(&f.httpAddr, "http-addr", "FORWARDER_HTTP_ADDR", "127.0.0.1:8080", "address of /metrics, /healthz and /readyz; empty disables")
+	s.Bool(&f.pprof, "pprof", "FORWARDER_PPROF", false, "also serve Go's profiler under /debug/pprof/ on --http-addr (keep that address private)")
 	s.Duration(&f.stream.MaxAge, "stream-max-age", "FORWARDER_STREAM_MAX_AGE", 30*24*time.Hour, "how long the stream keeps events (the longest outage that loses nothing)")
 	s.Int64(&f.stream.MaxBytes, "stream-max-bytes", "FORWARDER_STREAM_MAX_BYTES", 0, "stream size cap in bytes; 0 is unlimited")
 	s.Int(&f.stream.Replicas, "stream-replicas", "FORWARDER_STREAM_REPLICAS", 1, "stream replicas (3 in a cluster)")
@@ -144,6 +146,9 @@ func (f *runFlags) validate() error {
 	}
 	if !audit.ValidSubjectToken(f.consumer) {
 		errs = append(errs, fmt.Errorf("--consumer (FORWARDER_CONSUMER) %q must be a single subject token: letters, digits, '-' or '_'", f.consumer))
+	}
+	if f.pprof && f.httpAddr == "" {
+		errs = append(errs, fmt.Errorf("--pprof (FORWARDER_PPROF) needs --http-addr (FORWARDER_HTTP_ADDR) to serve on"))
 	}
 	if f.httpAddr != "" {
 		if _, _, err := net.SplitHostPort(f.httpAddr); err != nil {

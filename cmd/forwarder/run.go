@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"sync"
 	"time"
@@ -96,7 +97,7 @@ func runForwarder(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	defer stopHeartbeat()
 	subs := &subscriptionRoutes{fw: fw, table: table, base: f.hec.base(), key: key, prefix: f.consumer, log: log}
 	if f.httpAddr != "" {
-		stop, err := serveHealth(f.httpAddr, func() bool { return fw.Ready() && subs.synced.Load() }, tel.MetricsHandler(), log)
+		stop, err := serveHealth(f.httpAddr, func() bool { return fw.Ready() && subs.synced.Load() }, tel.MetricsHandler(), f.pprof, log)
 		if err != nil {
 			return err
 		}
@@ -175,9 +176,16 @@ func destination(raw string) string {
 }
 
 // serveHealth serves /metrics (Prometheus), /healthz (the process is up) and /readyz (connected and
-// every consumer in place).
-func serveHealth(addr string, ready func() bool, metrics http.Handler, log *slog.Logger) (stop func(), err error) {
+// every consumer in place), and with withPprof Go's profiler under /debug/pprof/.
+func serveHealth(addr string, ready func() bool, metrics http.Handler, withPprof bool, log *slog.Logger) (stop func(), err error) {
 	mux := http.NewServeMux()
+	if withPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
