@@ -100,18 +100,28 @@ func (r *runner) consumerConfig(existing *jetstream.ConsumerInfo) jetstream.Cons
 	return c
 }
 
-// ensureConsumer creates or updates the route's durable consumer.
+// ensureConsumer creates or updates the route's durable consumer and keeps
+// its handle.
 func (r *runner) ensureConsumer(ctx context.Context) error {
+	c, err := r.putConsumer(ctx)
+	if err != nil {
+		return err
+	}
+	r.consumer = c
+	return nil
+}
+
+// putConsumer creates the route's durable consumer, or updates the one there.
+func (r *runner) putConsumer(ctx context.Context) (jetstream.Consumer, error) {
 	var existing *jetstream.ConsumerInfo
 	if c, err := r.js.Consumer(ctx, r.cfg.Stream, r.route.Consumer); err == nil {
 		existing = c.CachedInfo()
 	}
 	c, err := r.js.CreateOrUpdateConsumer(ctx, r.cfg.Stream, r.consumerConfig(existing))
 	if err != nil {
-		return fmt.Errorf("pipeline: route %s: consumer %s on stream %s: %w", r.route.Name, r.route.Consumer, r.cfg.Stream, err)
+		return nil, fmt.Errorf("pipeline: route %s: consumer %s on stream %s: %w", r.route.Name, r.route.Consumer, r.cfg.Stream, err)
 	}
-	r.consumer = c
-	return nil
+	return c, nil
 }
 
 // setupSlots bounds the consumers being created at once, process-wide.
@@ -142,6 +152,14 @@ func (r *runner) setUp(ctx context.Context) bool {
 	return true
 }
 
+// recreateGrace is how long a route whose consumer was deleted under it waits
+// before putting it back. Whoever deleted it may be creating it again at
+// another start (forwarder routes rewind): the route then adopts that one
+// instead of racing it with its own.
+var recreateGrace = 2 * time.Second
+
+// recreateConsumer puts back the route's consumer after it was deleted under
+// the running route, or adopts the one someone else put there meanwhile.
 func (r *runner) recreateConsumer(ctx context.Context) {
 	if r.route.UntilSeq > 0 {
 		// A bounded route (a replay) whose consumer was deleted was finished
@@ -151,9 +169,16 @@ func (r *runner) recreateConsumer(ctx context.Context) {
 		r.pull.drain(true)
 		return
 	}
-	if err := r.ensureConsumer(ctx); err != nil {
-		r.log.Error("cannot recreate consumer", "err", err)
+	if !sleepCtx(ctx, recreateGrace) {
+		return
 	}
+	// r.consumer is kept (the pending poll reads it): a handle addresses the
+	// consumer by name, so it pulls from the new one too.
+	if _, err := r.putConsumer(ctx); err != nil {
+		r.log.Error("cannot recreate consumer", "err", err)
+		return
+	}
+	r.log.Info("consumer was deleted; pulling from it again", "consumer", r.route.Consumer)
 }
 
 // run runs the route until ctx is done and every batch in hand is settled or,
