@@ -33,6 +33,10 @@ Usage:
   forwarder routes enable SUB             deliver again, from where it stopped
   forwarder routes delete SUB             remove the route (the forwarder removes its consumer)
   forwarder routes test SUB               send a test event with the route's settings
+  forwarder routes rewind SUB --to T [--yes]
+                                          deliver again every event since T (6h, or RFC 3339):
+                                          the route's consumer moves back; --route global or
+                                          --route NAME rewinds a static route instead
 
 The commands connect to NATS_URL (default nats://127.0.0.1:4222, the embedded
 server of a forwarder running on this machine); they never start a server.
@@ -44,7 +48,7 @@ Run "forwarder routes COMMAND --help" for a command's flags.
 func runRoutes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, routesUsage)
-		return cliflag.Usagef("routes: name a command: list, get, set, enable, disable, delete or test")
+		return cliflag.Usagef("routes: name a command: list, get, set, enable, disable, delete, test or rewind")
 	}
 	cmd, args := args[0], args[1:]
 	switch cmd {
@@ -62,12 +66,14 @@ func runRoutes(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return runRoutesDelete(ctx, args, stdout, stderr)
 	case "test":
 		return runRoutesTest(ctx, args, stdout, stderr)
+	case "rewind":
+		return runRoutesRewind(ctx, args, stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, routesUsage)
 		return nil
 	}
 	fmt.Fprint(stderr, routesUsage)
-	return cliflag.Usagef("routes: unknown command %q (want list, get, set, enable, disable, delete or test)", cmd)
+	return cliflag.Usagef("routes: unknown command %q (want list, get, set, enable, disable, delete, test or rewind)", cmd)
 }
 
 // routesConn are the connection settings every routes command takes.
