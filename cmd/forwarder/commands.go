@@ -20,7 +20,7 @@ Usage:
   forwarder demo [flags]           run the whole pipeline locally: embedded NATS,
                                    a local HEC collector and synthetic traffic
   forwarder dlq COMMAND [flags]    dead letters: list, show, redrive or purge them
-  forwarder routes COMMAND [flags] per-subscription routes: list, get, set, enable, disable, delete, test
+  forwarder routes COMMAND [flags] per-subscription routes: list, get, set, enable, disable, delete, test, rewind
   forwarder replay [flags]         send the events stored in a time window again (resumable)
   forwarder status [--json]        per route: pending, breaker, pause, last delivery, DLQ; streams; instances
   forwarder help                   this text

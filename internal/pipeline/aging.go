@@ -14,7 +14,7 @@ import (
 func (r *runner) checkAging(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	info, err := r.consumer.Info(ctx)
+	info, err := r.cons().Info(ctx)
 	if err != nil {
 		return
 	}

@@ -253,14 +253,14 @@ func (f *Forwarder) pollPending(ctx context.Context) {
 		f.mu.Lock()
 		runners := make([]*runner, 0, len(f.routes))
 		for _, h := range f.routes {
-			if h.r != nil && h.r.consumer != nil {
+			if h.r != nil && h.r.cons() != nil {
 				runners = append(runners, h.r)
 			}
 		}
 		f.mu.Unlock()
 		for _, r := range runners {
 			ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			if info, err := r.consumer.Info(ictx); err == nil {
+			if info, err := r.cons().Info(ictx); err == nil {
 				r.stats.pending.Store(int64(info.NumPending) + int64(info.NumAckPending))
 			}
 			cancel()

@@ -54,7 +54,7 @@ func (r *runner) pullLoop(ctx context.Context, in chan<- jetstream.Msg) {
 		if r.breaker.waitHealthy(ctx) != nil {
 			return
 		}
-		it, err := r.consumer.Messages(jetstream.PullMaxMessages(r.prefetch))
+		it, err := r.cons().Messages(jetstream.PullMaxMessages(r.prefetch))
 		if err != nil {
 			r.log.Warn("cannot pull from consumer; retrying", "err", err)
 			if !sleepCtx(ctx, b.NextBackOff()) {

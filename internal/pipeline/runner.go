@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -30,11 +31,13 @@ type runner struct {
 	in         *instruments
 	attrs      metric.MeasurementOption // the route attribute, built once
 	log        *slog.Logger
-	consumer   jetstream.Consumer
-	breaker    *breaker
-	pull       puller
-	held       heldSet
-	batches    chan *batch
+	// consumer is the route's jetstream.Consumer once set up; the pending
+	// poll reads it from another goroutine.
+	consumer atomic.Value
+	breaker  *breaker
+	pull     puller
+	held     heldSet
+	batches  chan *batch
 	// quarantine takes suspects of crash loops to be sent alone.
 	quarantine chan suspect
 	suspects   jetstream.KeyValue // solo attempts; nil when unavailable
@@ -107,8 +110,14 @@ func (r *runner) ensureConsumer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.consumer = c
+	r.consumer.Store(c)
 	return nil
+}
+
+// cons returns the route's consumer handle, nil before it is set up.
+func (r *runner) cons() jetstream.Consumer {
+	c, _ := r.consumer.Load().(jetstream.Consumer)
+	return c
 }
 
 // putConsumer creates the route's durable consumer, or updates the one there.
@@ -184,7 +193,7 @@ func (r *runner) recreateConsumer(ctx context.Context) {
 // run runs the route until ctx is done and every batch in hand is settled or,
 // after ShutdownTimeout, NAKed.
 func (r *runner) run(ctx context.Context) {
-	if r.consumer == nil && !r.setUp(ctx) {
+	if r.cons() == nil && !r.setUp(ctx) {
 		return
 	}
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
