@@ -2,9 +2,11 @@ package notify
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"mime"
@@ -16,6 +18,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -193,6 +196,7 @@ type SMTPMailer struct {
 	password string
 	from     *netmail.Address
 	loopback bool
+	secrets  []string // the forms of the password a server could echo, longest first
 }
 
 var _ Mailer = (*SMTPMailer)(nil)
@@ -215,13 +219,15 @@ func NewSMTPMailer(cfg SMTPConfig) (*SMTPMailer, error) {
 		}
 	}
 	m.from, _ = netmail.ParseAddress(cfg.From)
+	m.secrets = passwordForms(cfg.User, m.password)
 	return m, nil
 }
 
 // Send delivers m in one SMTP session. It returns an error wrapping
 // ErrPermanent when the server refused the sender, a recipient, the message
 // or our credentials (a 5xx reply), and ErrInsecure when the session could
-// not be protected as configured.
+// not be protected as configured. Its text never holds the password, not even
+// when the server's reply repeats it.
 func (s *SMTPMailer) Send(ctx context.Context, m Message) error {
 	if len(m.To) == 0 {
 		return fmt.Errorf("%w: no recipients", ErrPermanent)
@@ -235,7 +241,7 @@ func (s *SMTPMailer) Send(ctx context.Context, m Message) error {
 		to = append(to, a.Address)
 	}
 	data := s.compose(m, time.Now())
-	err := s.session(ctx, to, data)
+	err := s.redact(s.session(ctx, to, data))
 	var te *textproto.Error
 	if errors.As(err, &te) && te.Code >= 500 && te.Code < 600 {
 		return fmt.Errorf("%w: %s: %w", ErrPermanent, s.cfg.String(), err)
@@ -320,6 +326,55 @@ func (s *SMTPMailer) session(ctx context.Context, to []string, data []byte) erro
 		return err
 	}
 	return c.Quit()
+}
+
+// redactedError is a session error whose text had the password taken out.
+// It unwraps to the original, whose server reply is redacted in place.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redact takes the password out of err: a server's reply may repeat what
+// it was sent, the AUTH PLAIN exchange included, and the error ends up in
+// logs.
+func (s *SMTPMailer) redact(err error) error {
+	if err == nil || len(s.secrets) == 0 {
+		return err
+	}
+	scrub := func(text string) string {
+		for _, f := range s.secrets {
+			text = strings.ReplaceAll(text, f, "[REDACTED]")
+		}
+		return text
+	}
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		te.Msg = scrub(te.Msg)
+	}
+	if msg := scrub(err.Error()); msg != err.Error() {
+		return &redactedError{msg: msg, err: err}
+	}
+	return err
+}
+
+// passwordForms are the password and the encodings in which a server might
+// echo it: base64 of it and of the AUTH PLAIN response, percent-encoded.
+func passwordForms(user, password string) []string {
+	if password == "" {
+		return nil
+	}
+	forms := []string{password, url.QueryEscape(password), url.PathEscape(password)}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		forms = append(forms,
+			enc.EncodeToString([]byte(password)),
+			enc.EncodeToString([]byte("\x00"+user+"\x00"+password)))
+	}
+	slices.SortFunc(forms, func(a, b string) int { return cmp.Or(cmp.Compare(len(b), len(a)), strings.Compare(a, b)) })
+	return slices.Compact(forms)
 }
 
 // compose renders m as an RFC 5322 message in quoted-printable UTF-8.
