@@ -2,6 +2,8 @@ module github.com/ezssh/siem-forwarder
 
 go 1.26.0
 
+toolchain go1.26.11
+
 require (
 	github.com/cenkalti/backoff/v4 v4.3.0
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
