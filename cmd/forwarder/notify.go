@@ -133,6 +133,10 @@ func (n *notifyFlags) validate() []error {
 // returns a no-op stop.
 func startNotifier(ctx context.Context, n notifyFlags, js jetstream.JetStream, dlqStream string, replicas int, table *routeTable, base *slog.Logger) (stop func(), err error) {
 	log := base.With("component", "forwarder")
+	// Alerts from this start on get their email even if the notifier's
+	// consumer is created after the pipeline raised them; the minute allows
+	// for the server's clock being behind ours.
+	started := time.Now().Add(-time.Minute)
 	smtpCfg, ok, err := n.smtpConfig()
 	if err != nil {
 		return nil, &cliflag.UsageError{Msg: err.Error()}
@@ -167,7 +171,7 @@ func startNotifier(ctx context.Context, n notifyFlags, js jetstream.JetStream, d
 	nctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := notifyfeed.Run(nctx, js, notifyfeed.Options{Stream: dlqStream, Notifier: notifier, Log: base}); err != nil {
+		if err := notifyfeed.Run(nctx, js, notifyfeed.Options{Stream: dlqStream, Notifier: notifier, Since: started, Log: base}); err != nil {
 			log.Error("admin email notifier failed", "err", err)
 		}
 	})

@@ -41,6 +41,12 @@ type Options struct {
 	// AckWait is the consumer's redelivery timeout. A message being handled
 	// is kept alive before every Handle. Default 2 minutes.
 	AckWait time.Duration
+	// Since, when set, is where a consumer this Run creates starts: alerts
+	// stored from Since on are handled. The forwarder passes the time it
+	// started, so that an outage raised between its start and the creation
+	// of the consumer still gets its email. Zero starts at new alerts only.
+	// An existing consumer keeps its position either way.
+	Since time.Time
 	// Log receives the feed's logs. Default: discarded.
 	Log *slog.Logger
 }
@@ -122,8 +128,9 @@ func waitConsumer(ctx context.Context, js jetstream.JetStream, opts Options, log
 	return cons, err
 }
 
-// ensureConsumer creates the consumer to deliver only new messages, so that
-// a first start on an old backlog sends no flood of email. An existing
+// ensureConsumer creates the consumer to deliver only messages from
+// opts.Since on (new ones when it is zero), so that a first start on an old
+// backlog sends no flood of email. An existing
 // consumer keeps its position; only its filter and ack wait are brought up to
 // date.
 func ensureConsumer(ctx context.Context, js jetstream.JetStream, opts Options) (jetstream.Consumer, error) {
@@ -139,7 +146,7 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, opts Options) (
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, err
 	}
-	c, err = js.CreateConsumer(ctx, opts.Stream, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:        opts.Consumer,
 		Description:    "EZSSH SIEM forwarder: admin email notifier, shared by the fleet",
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
@@ -148,7 +155,12 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, opts Options) (
 		MaxDeliver:     -1,
 		MaxAckPending:  1000,
 		FilterSubjects: filterSubjects,
-	})
+	}
+	if !opts.Since.IsZero() {
+		since := opts.Since
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	}
+	c, err = js.CreateConsumer(ctx, opts.Stream, cfg)
 	if errors.Is(err, jetstream.ErrConsumerExists) {
 		return js.Consumer(ctx, opts.Stream, opts.Consumer) // another instance won the race
 	}

@@ -153,3 +153,67 @@ func TestConsumerSkipsOldBacklogButKeepsItsPosition(t *testing.T) {
 		t.Errorf("consumer config %+v", info.Config)
 	}
 }
+
+// TestConsumerCreatedLateCatchesAlertsSinceStart: an outage reported after
+// the forwarder started but before the notifier's consumer existed still gets
+// its email; alerts from before Since do not.
+func TestConsumerCreatedLateCatchesAlertsSinceStart(t *testing.T) {
+	url := startServer(t)
+	js := connect(t, url)
+	ctx := t.Context()
+	dlq, err := pipeline.EnsureDLQStream(ctx, js, dlqStream, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	openedOn := func(route string) time.Time {
+		t.Helper()
+		b, _ := json.Marshal(pipeline.RouteEvent{Route: route, State: pipeline.StateOpened, Class: "retry", Error: "busy", At: time.Now()})
+		ack, err := js.Publish(ctx, pipeline.RouteEventSubject(route, pipeline.StateOpened), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := dlq.GetMsg(ctx, ack.Sequence)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Time
+	}
+	before := openedOn("before-start")
+	openedOn("after-start") // stored after Since, before the consumer exists
+
+	mail := smtptest.Start(t, smtptest.Options{})
+	mailer, err := notify.NewSMTPMailer(notify.SMTPConfig{Host: mail.Host, Port: mail.Port, From: "f@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := notify.New(notify.Config{Mailer: mailer, Store: &notify.MemStore{}, Recipients: func(string) []string { return []string{"a@example.com"} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Go(func() {
+		opts := notifyfeed.Options{Notifier: n, TickEvery: 50 * time.Millisecond, Since: before.Add(time.Nanosecond)}
+		if err := notifyfeed.Run(rctx, js, opts); err != nil {
+			t.Error(err)
+		}
+	})
+	eventually(t, 10*time.Second, "the email about the outage raised before the consumer existed", func() bool { return len(mail.Messages()) >= 1 })
+	c, err := js.Consumer(ctx, dlqStream, "notifier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the consumer to settle", func() bool {
+		info, err := c.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+	msgs := mail.Messages()
+	if len(msgs) != 1 || !strings.Contains(msgs[0].Subject, "(route after-start)") {
+		var subjects []string
+		for _, m := range msgs {
+			subjects = append(subjects, m.Subject)
+		}
+		t.Fatalf("emails %q, want one about route after-start only", subjects)
+	}
+}
