@@ -10,7 +10,7 @@ import (
 	"github.com/ezssh/siem-forwarder/audit"
 )
 
-func compileSchema(t *testing.T) *jsonschema.Schema {
+func compileSchema(t testing.TB) *jsonschema.Schema {
 	t.Helper()
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(audit.Schema))
 	if err != nil {

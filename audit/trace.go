@@ -63,11 +63,38 @@ func (c HeaderCarrier) Keys() []string {
 	return keys
 }
 
+// Bounds on the trace headers SpanContextOf reads. A traceparent of version
+// 00 is 55 bytes (later versions may append fields); W3C asks vendors to
+// propagate at least 512 bytes of tracestate. The span context keeps the
+// tracestate for as long as the spans that continue it wait for export, so
+// an oversize header from a careless or hostile publisher would otherwise be
+// held once per span.
+const (
+	maxTraceParent = 256
+	maxTraceState  = 1024
+)
+
 // SpanContextOf returns the publisher's span context carried by headers, if
-// any.
+// any. A traceparent longer than 256 bytes is ignored, and a tracestate
+// longer than 1 KiB is dropped (the trace continues without it).
 func SpanContextOf(h nats.Header) trace.SpanContext {
 	if len(h) == 0 {
 		return trace.SpanContext{}
 	}
-	return trace.SpanContextFromContext(traceContext.Extract(context.Background(), HeaderCarrier(h)))
+	return trace.SpanContextFromContext(traceContext.Extract(context.Background(), boundedCarrier{HeaderCarrier(h)}))
+}
+
+// boundedCarrier reads trace headers, treating an oversize one as absent.
+type boundedCarrier struct{ HeaderCarrier }
+
+func (c boundedCarrier) Get(key string) string {
+	v := c.HeaderCarrier.Get(key)
+	limit := maxTraceState
+	if strings.EqualFold(key, "traceparent") {
+		limit = maxTraceParent
+	}
+	if len(v) > limit {
+		return ""
+	}
+	return v
 }

@@ -25,6 +25,7 @@ type hecFlags struct {
 	gzipThreshold, gzipLevel      int
 	timeout                       time.Duration
 	allowInsecureHTTP             bool
+	tls                           hecTLSFlags
 }
 
 func (h *hecFlags) bind(s *cliflag.Set) {
@@ -40,12 +41,52 @@ func (h *hecFlags) bind(s *cliflag.Set) {
 	s.Int(&h.gzipLevel, "hec-gzip-level", "HUNTRESS_HEC_GZIP_LEVEL", huntress.DefaultGzipLevel, "gzip level: 1 (fastest) to 9 (smallest), or -2 for Huffman-only (half the CPU of 1, about a third more bytes)")
 	s.Duration(&h.timeout, "hec-timeout", "HUNTRESS_HEC_TIMEOUT", huntress.DefaultTimeout, "timeout of one HEC request")
 	s.Bool(&h.allowInsecureHTTP, "allow-insecure-http", "FORWARDER_ALLOW_INSECURE_HTTP", false, "allow http:// HEC URLs to hosts other than loopback")
+	h.tls.bind(s)
+}
+
+// hecTLSFlags name the PEM files of the HEC connections' TLS settings. They
+// apply to every route's HEC: the global route, static routes and
+// subscription routes.
+type hecTLSFlags struct {
+	caFile, certFile, keyFile string
+}
+
+func (t *hecTLSFlags) bind(s *cliflag.Set) {
+	s.String(&t.caFile, "hec-ca-file", "HUNTRESS_HEC_CA_FILE", "", "PEM file of the CA(s) that issued the HEC's certificate (a private CA or a self-signed HEC), trusted in addition to the system's CAs")
+	s.String(&t.certFile, "hec-cert-file", "HUNTRESS_HEC_CERT_FILE", "", "PEM client certificate for a HEC that requires mutual TLS (with --hec-key-file)")
+	s.String(&t.keyFile, "hec-key-file", "HUNTRESS_HEC_KEY_FILE", "", "PEM private key of --hec-cert-file")
+}
+
+// apply sets the files in cfg.
+func (t *hecTLSFlags) apply(cfg huntress.Config) huntress.Config {
+	cfg.CAFile, cfg.CertFile, cfg.KeyFile = t.caFile, t.certFile, t.keyFile
+	return cfg
+}
+
+// check reads the files, so that a bad one stops the command at start with
+// a usage error naming its flag rather than failing each route later.
+func (t *hecTLSFlags) check() error {
+	var errs []error
+	if t.caFile != "" {
+		if err := (huntress.Config{CAFile: t.caFile}).ValidateTLS(); err != nil {
+			errs = append(errs, fmt.Errorf("--hec-ca-file (HUNTRESS_HEC_CA_FILE): %w", err))
+		}
+	}
+	if t.certFile != "" || t.keyFile != "" {
+		if err := (huntress.Config{CertFile: t.certFile, KeyFile: t.keyFile}).ValidateTLS(); err != nil {
+			errs = append(errs, fmt.Errorf("--hec-cert-file (HUNTRESS_HEC_CERT_FILE) and --hec-key-file (HUNTRESS_HEC_KEY_FILE): %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return &cliflag.UsageError{Msg: err.Error()}
+	}
+	return nil
 }
 
 // base returns the settings every route shares (envelope fields, gzip,
-// timeouts), without a URL or token.
+// timeouts, TLS files), without a URL or token.
 func (h *hecFlags) base() huntress.Config {
-	return huntress.Config{
+	return h.tls.apply(huntress.Config{
 		Host:          h.host,
 		Source:        h.source,
 		SourceType:    h.sourceType,
@@ -53,13 +94,16 @@ func (h *hecFlags) base() huntress.Config {
 		GzipThreshold: h.gzipThreshold,
 		GzipLevel:     h.gzipLevel,
 		Timeout:       h.timeout,
-	}
+	})
 }
 
 // config returns the HEC client settings, reading the token file if given.
 func (h *hecFlags) config() (huntress.Config, error) {
 	if h.url == "" {
 		return huntress.Config{}, cliflag.Usagef("no HEC URL: set HUNTRESS_HEC_URL (or --hec-url) to your Huntress Generic HEC source's \"HTTP Event Collector URL\"")
+	}
+	if err := h.tls.check(); err != nil {
+		return huntress.Config{}, err
 	}
 	token := h.token
 	if h.tokenFile != "" {
@@ -164,6 +208,9 @@ func (f *runFlags) validate() error {
 		errs = append(errs, errors.New("--batch-events, --batch-bytes, --in-flight and --prefetch must be positive"))
 	}
 	if err := f.pipe.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := f.hec.tls.check(); err != nil {
 		errs = append(errs, err)
 	}
 	errs = append(errs, f.notify.validate()...)

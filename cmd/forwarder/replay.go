@@ -150,6 +150,9 @@ func (f *replayFlags) validate(now time.Time) error {
 	if f.batchEvents <= 0 || f.batchBytes <= 0 || f.inFlight <= 0 {
 		errs = append(errs, errors.New("--batch-events, --batch-bytes and --in-flight must be positive"))
 	}
+	if err := f.hec.tls.check(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := parseLevel(f.logLevel); err != nil {
 		errs = append(errs, err)
 	}

@@ -21,11 +21,13 @@ func runRoutesTest(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var (
 		c       routesConn
 		k       routesKey
+		tlsf    hecTLSFlags
 		timeout time.Duration
 		s       = cliflag.New("forwarder routes test", routesTestIntro, stdout)
 	)
 	c.bind(s)
 	k.bind(s)
+	tlsf.bind(s)
 	s.Duration(&timeout, "timeout", "", 30*time.Second, "overall time limit")
 	sub, help, err := parseRoutesFlags(s, args, &c, true)
 	if help || err != nil {
@@ -33,6 +35,9 @@ func runRoutesTest(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	key, err := k.load()
 	if err != nil {
+		return err
+	}
+	if err := tlsf.check(); err != nil {
 		return err
 	}
 	conn, err := c.connect(ctx, stderr)
@@ -51,7 +56,7 @@ func runRoutesTest(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if r.entry == nil {
 		return &cliflag.UsageError{Msg: fmt.Sprintf("the route of subscription %s cannot be used: %v (fix it with routes set)", sub, r.err)}
 	}
-	cfg, err := r.entry.HECConfig(sub, key, huntress.Config{})
+	cfg, err := r.entry.HECConfig(sub, key, tlsf.apply(huntress.Config{}))
 	if err != nil {
 		return &cliflag.UsageError{Msg: err.Error()}
 	}

@@ -187,10 +187,57 @@ func classifyNetErr(err error) delivery.Class {
 	switch {
 	case errors.As(err, &unknownCA), errors.As(err, &invalidCert), errors.As(err, &hostname),
 		errors.As(err, &verify), errors.As(err, &record), errors.As(err, &alert),
-		errors.Is(err, http.ErrSchemeMismatch):
+		errors.Is(err, http.ErrSchemeMismatch), refusedCertificate(err) != "":
 		return delivery.Misconfigured
 	}
 	return delivery.Retry
+}
+
+// refusedCertificate returns the TLS alert ("tls: certificate required",
+// "tls: bad certificate" …) with which the HEC refused our client
+// certificate, or its absence, or says that it closed the connection after
+// asking for one (certRefusedError); "" for any other error. crypto/tls
+// reports an alert from the peer as a *net.OpError "remote error" around an
+// unexported type, so the alert is known only by its text.
+func refusedCertificate(err error) string {
+	var refused *certRefusedError
+	if errors.As(err, &refused) {
+		return refused.Error()
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return ""
+	}
+	switch msg := op.Err.Error(); msg {
+	case "tls: certificate required", "tls: bad certificate", "tls: unsupported certificate",
+		"tls: revoked certificate", "tls: expired certificate", "tls: unknown certificate",
+		"tls: unknown certificate authority", "tls: access denied":
+		return msg
+	}
+	return ""
+}
+
+// tlsAdvice says what to change after a TLS failure, in a sentence; "" when
+// err is not one it can explain.
+func tlsAdvice(err error) string {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+	)
+	switch {
+	case errors.As(err, &unknownCA):
+		return "the HEC's certificate is not issued by a CA this machine trusts (a self-signed certificate or a private CA): " +
+			"give the forwarder the PEM bundle of the CA that issued it with --hec-ca-file (HUNTRESS_HEC_CA_FILE); certificate verification is never switched off"
+	case errors.As(err, &hostname):
+		return "the HEC's certificate is not valid for " + hostname.Host + ": use a HEC URL with a host name the certificate names"
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return "the HEC's certificate has expired or is not valid yet: the HEC's owner must renew it (or check this machine's clock)"
+	case refusedCertificate(err) != "":
+		return "the HEC requires a client certificate (mutual TLS) and refused ours or its absence: " +
+			"give one it accepts with --hec-cert-file and --hec-key-file (HUNTRESS_HEC_CERT_FILE, HUNTRESS_HEC_KEY_FILE)"
+	}
+	return ""
 }
 
 // isTLSErr reports whether err is a TLS failure (for TestConnection).

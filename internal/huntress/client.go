@@ -60,6 +60,9 @@ func New(cfg Config) (*Client, error) {
 	if tlsCfg.MinVersion == 0 {
 		tlsCfg.MinVersion = tls.VersionTLS12
 	}
+	if tlsCfg.GetClientCertificate == nil {
+		tlsCfg.GetClientCertificate = clientCertificate(tlsCfg.Certificates)
+	}
 	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -67,10 +70,13 @@ func New(cfg Config) (*Client, error) {
 		TLSClientConfig:       tlsCfg,
 		TLSHandshakeTimeout:   cfg.ConnectTimeout,
 		ResponseHeaderTimeout: cfg.Timeout,
-		MaxIdleConns:          64,
-		MaxIdleConnsPerHost:   16,
-		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
+		// A HEC's reply headers are a few hundred bytes; the default
+		// allows 10 MB.
+		MaxResponseHeaderBytes: maxReplyHeaderBytes,
+		MaxIdleConns:           64,
+		MaxIdleConnsPerHost:    16,
+		IdleConnTimeout:        90 * time.Second,
+		ForceAttemptHTTP2:      true,
 		// Replies are small; asking for gzip'd ones only costs CPU.
 		DisableCompression: true,
 	}
@@ -166,6 +172,9 @@ func (c *Client) compress(raw *buffer) *buffer {
 	return out
 }
 
+// maxReplyHeaderBytes bounds the headers of a HEC reply.
+const maxReplyHeaderBytes = 64 << 10
+
 // hecReply is the JSON body of a HEC reply.
 type hecReply struct {
 	Text         string `json:"text"`
@@ -176,7 +185,8 @@ type hecReply struct {
 // post sends body (nil: an empty body) and classifies the reply. n is the
 // number of events in body, to bound the invalid-event hint.
 func (c *Client) post(ctx context.Context, body *payload, gzipped bool, n int, probe bool) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, http.NoBody)
+	var asked atomic.Bool // the HEC asked for a client certificate in a handshake of this request
+	req, err := http.NewRequestWithContext(context.WithValue(ctx, certAskedKey{}, &asked), http.MethodPost, c.url, http.NoBody)
 	if err != nil {
 		if body != nil {
 			body.release()
@@ -201,6 +211,9 @@ func (c *Client) post(ctx context.Context, body *payload, gzipped bool, n int, p
 		body.release() // the transport holds its own references while it reads
 	}
 	if err != nil {
+		if asked.Load() && brokenConn(err) {
+			err = &certRefusedError{err: err}
+		}
 		return &Error{Class: classifyNetErr(err), InvalidEvent: -1, Err: err, scrub: c.scrub}
 	}
 	defer resp.Body.Close()
@@ -211,31 +224,50 @@ func (c *Client) post(ctx context.Context, body *payload, gzipped bool, n int, p
 		return nil
 	}
 
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, c.maxReply+1))
-	truncated := int64(len(data)) > c.maxReply
-	if truncated {
-		data = data[:c.maxReply]
-		_, _ = io.CopyN(io.Discard, resp.Body, c.maxReply)
+	data, truncated := readReply(resp.Body, c.maxReply)
+	e := replyError(c.scrub, resp.StatusCode, resp.Header.Get("Retry-After"), data, truncated, n, time.Now())
+	if probe && e.Status == http.StatusBadRequest && e.HasCode && e.Code == codeNoData {
+		return nil
 	}
+	return e
+}
+
+// readReply reads at most limit bytes of a reply body, and drains at most
+// limit more so that a short overrun still lets the connection be reused: a
+// HEC (or a proxy in front of it) that answers with an endless body costs at
+// most 2×limit bytes read and limit+1 held. truncated says the body was
+// longer than limit.
+func readReply(body io.Reader, limit int64) (data []byte, truncated bool) {
+	data, _ = io.ReadAll(io.LimitReader(body, limit+1))
+	if int64(len(data)) > limit {
+		_, _ = io.CopyN(io.Discard, body, limit)
+		return data[:limit], true
+	}
+	return data, false
+}
+
+// replyError is the *Error of a reply other than 2xx: its status, the
+// Retry-After header, and the body read by readReply. The HEC's JSON
+// {"text","code","invalid-event-number"} is used only when the body was read
+// whole; the index only when it names one of the n events sent. Every text
+// is scrubbed of the token.
+func replyError(scrub *scrubber, status int, retryAfter string, data []byte, truncated bool, n int, now time.Time) *Error {
 	e := &Error{
-		Status:        resp.StatusCode,
+		Status:        status,
 		InvalidEvent:  -1,
-		RetryAfterDur: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-		Excerpt:       c.scrub.excerpt(data, truncated),
-		scrub:         c.scrub,
+		RetryAfterDur: parseRetryAfter(retryAfter, now),
+		Excerpt:       scrub.excerpt(data, truncated),
+		scrub:         scrub,
 	}
 	var r hecReply
 	if !truncated && json.Unmarshal(bytes.TrimSpace(data), &r) == nil {
-		e.Text = c.scrub.scrub(r.Text)
+		e.Text = scrub.scrub(r.Text)
 		if r.Code != nil {
 			e.Code, e.HasCode = *r.Code, true
 		}
 		if r.InvalidEvent != nil && *r.InvalidEvent >= 0 && *r.InvalidEvent < n {
 			e.InvalidEvent = *r.InvalidEvent
 		}
-	}
-	if probe && e.Status == http.StatusBadRequest && e.HasCode && e.Code == codeNoData {
-		return nil
 	}
 	e.Class = classify(e.Status, e.Code, e.HasCode)
 	return e

@@ -77,8 +77,22 @@ type Config struct {
 	// loopback. Without it, http:// is accepted only for 127.0.0.0/8, ::1 and
 	// localhost.
 	AllowInsecureHTTP bool
-	// TLS is an optional TLS configuration, for a custom CA (RootCAs) or a
-	// client certificate. It is cloned; InsecureSkipVerify is refused.
+	// CAFile is a PEM file of the CA certificates that issued the HEC's
+	// certificate: a private CA, or the certificate of a self-signed HEC.
+	// They are trusted in addition to the system's CAs, so one bundle can
+	// serve routes to private and to public HECs alike. Empty: the system's
+	// CAs only. Certificate verification cannot be switched off.
+	CAFile string
+	// CertFile and KeyFile are a PEM client certificate (with any
+	// intermediates) and its private key, presented to a HEC that asks for
+	// one (mutual TLS); a HEC that does not ask never sees it. Both or
+	// neither. The files are read when a Client is created; a file changed
+	// on disk takes effect for the clients created after the change.
+	CertFile string
+	KeyFile  string
+	// TLS is an optional TLS configuration, for a caller that builds its own
+	// (RootCAs, Certificates) instead of naming files; it must not set what
+	// CAFile or CertFile set. It is cloned; InsecureSkipVerify is refused.
 	TLS *tls.Config
 	// UserAgent is the User-Agent header. Default "ezssh-siem-forwarder".
 	UserAgent string
@@ -106,10 +120,20 @@ func (c Config) GoString() string { return c.String() }
 
 // Validate reports every problem of c in one error wrapping ErrInvalidConfig
 // (and ErrInsecureURL for a non-loopback http:// URL). Each message says what
-// to change.
+// to change. It reads CAFile, CertFile and KeyFile, so that a missing or
+// malformed file is reported before the first request.
 func (c Config) Validate() error {
 	_, err := c.resolve()
 	return err
+}
+
+// ValidateTLS reports the problems of CAFile, CertFile, KeyFile and TLS
+// alone, reading the files, for a caller that checks them before it knows a
+// destination (a command checking its flags at start). Its error wraps
+// ErrInvalidConfig.
+func (c Config) ValidateTLS() error {
+	_, errs := c.tlsConfig()
+	return errors.Join(errs...)
 }
 
 // resolve returns c with defaults applied and the URL normalised.
@@ -188,8 +212,11 @@ func (c Config) resolve() (Config, error) {
 		c.MaxResponseBytes = DefaultMaxResponseBytes
 	}
 
-	if c.TLS != nil && c.TLS.InsecureSkipVerify {
-		bad("TLS.InsecureSkipVerify is not supported: add the HEC's CA certificate to TLS.RootCAs instead")
+	if tlsCfg, tlsErrs := c.tlsConfig(); len(tlsErrs) > 0 {
+		errs = append(errs, tlsErrs...)
+	} else {
+		// The resolved config carries the files' contents, not their names.
+		c.TLS, c.CAFile, c.CertFile, c.KeyFile = tlsCfg, "", "", ""
 	}
 	if c.UserAgent == "" {
 		c.UserAgent = DefaultUserAgent

@@ -55,13 +55,15 @@ func (e *envelope) append(dst []byte, ev delivery.Event) []byte {
 }
 
 // appendEpoch appends t as Unix seconds with a millisecond fraction
-// ("1732680000.123"), the form HEC documents for "time".
+// ("1732680000.123"), the form HEC documents for "time". Before 1970 the
+// sign covers the fraction too: 1.5 s before the epoch is "-1.500".
 func appendEpoch(dst []byte, t time.Time) []byte {
-	ms := t.UnixMilli()
-	sec, frac := ms/1000, ms%1000
-	if frac < 0 { // before 1970: floor, so the fraction stays positive
-		sec, frac = sec-1, frac+1000
+	ms := t.UnixMilli() // times are years 1–9999: no overflow on negation
+	if ms < 0 {
+		dst = append(dst, '-')
+		ms = -ms
 	}
+	sec, frac := ms/1000, ms%1000
 	dst = strconv.AppendInt(dst, sec, 10)
 	return append(dst, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
 }

@@ -41,7 +41,13 @@ func TestAppendEnvelopeGolden(t *testing.T) {
 			name: "before 1970",
 			cfg:  Config{Host: "h"},
 			ev:   delivery.Event{Time: time.Unix(-2, 500_000_000), Body: []byte(`{}`)},
-			want: `{"time":-2.500,"host":"h","source":"ezssh","sourcetype":"ezssh:audit","event":{}}`,
+			want: `{"time":-1.500,"host":"h","source":"ezssh","sourcetype":"ezssh:audit","event":{}}`,
+		},
+		{
+			name: "just before 1970",
+			cfg:  Config{Host: "h"},
+			ev:   delivery.Event{Time: time.Unix(-1, 999_000_000), Body: []byte(`{}`)},
+			want: `{"time":-0.001,"host":"h","source":"ezssh","sourcetype":"ezssh:audit","event":{}}`,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -68,6 +68,10 @@ func (e *Error) Error() string {
 		if e.Err != nil {
 			b.WriteString(": ")
 			b.WriteString(e.scrub.scrub(e.Err.Error()))
+			if advice := tlsAdvice(e.Err); advice != "" {
+				b.WriteString(": ")
+				b.WriteString(advice)
+			}
 		}
 	} else {
 		b.WriteString("HEC replied ")

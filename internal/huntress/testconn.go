@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/ezssh/siem-forwarder/internal/delivery"
@@ -118,7 +119,11 @@ func diagnose(e *Error, c *Client) (problem, message string) {
 		case errors.Is(e.Err, http.ErrSchemeMismatch):
 			return ProblemTLS, fmt.Sprintf("%s answered plain HTTP to an https:// URL. Use the HEC's TLS port, or http:// for a local collector.", c.Host())
 		case isTLSErr(e.Err):
-			return ProblemTLS, fmt.Sprintf("The TLS handshake with %s failed (%s). The HEC's certificate must be valid for that name and issued by a CA this machine trusts; for a private CA, give the forwarder its CA certificate.", c.Host(), e.scrub.scrub(rootCause(e.Err).Error()))
+			advice := "The HEC's certificate must be valid for that name and issued by a CA this machine trusts; for a private CA, give the forwarder its CA bundle with --hec-ca-file (HUNTRESS_HEC_CA_FILE)"
+			if a := tlsAdvice(e.Err); a != "" {
+				advice = strings.ToUpper(a[:1]) + a[1:]
+			}
+			return ProblemTLS, fmt.Sprintf("The TLS handshake with %s failed (%s). %s.", c.Host(), e.scrub.scrub(rootCause(e.Err).Error()), advice)
 		case isTimeout(e.Err):
 			return ProblemTimeout, fmt.Sprintf("%s did not answer in time. Check the network path (firewall, proxy) to it, then try again.", c.Host())
 		case errors.As(e.Err, &dns) && dns.IsNotFound:

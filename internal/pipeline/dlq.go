@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
@@ -157,9 +158,14 @@ func (r *runner) deadLetter(ctx context.Context, m jetstream.Msg, reason string,
 	r.log.WarnContext(ctx, "event dead-lettered", "reason", reason, "subject", m.Subject(), "err", truncate(cause.Error(), maxErrorHeader))
 }
 
+// truncate cuts s to at most n bytes, at a character boundary so that a
+// header stays valid UTF-8, and marks the cut.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
