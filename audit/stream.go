@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -83,7 +84,8 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 	cfg := opts.Config()
 	// Every forwarder and producer may call this at start: update only when
 	// something changed, so they do not churn the stream.
-	if s, err := js.Stream(ctx, cfg.Name); err == nil {
+	s, err := js.Stream(ctx, cfg.Name)
+	if err == nil {
 		have := s.CachedInfo().Config
 		if slices.Equal(have.Subjects, cfg.Subjects) && have.MaxAge == cfg.MaxAge && have.MaxBytes == cfg.MaxBytes &&
 			have.Replicas == cfg.Replicas && have.MaxMsgSize == cfg.MaxMsgSize && have.Duplicates == cfg.Duplicates &&
@@ -91,7 +93,17 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 			return s, nil
 		}
 	}
-	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// Create, rather than update and then create: a least-privilege
+		// user may create the stream but not change it
+		// (docs/nats-security.md).
+		s, err = js.CreateStream(ctx, cfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = js.CreateOrUpdateStream(ctx, cfg) // created meanwhile, with other settings
+		}
+	} else {
+		s, err = js.CreateOrUpdateStream(ctx, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("audit: ensure stream %s: %w", cfg.Name, err)
 	}

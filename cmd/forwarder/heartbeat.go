@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ezssh/siem-forwarder/internal/natsconn"
 	"github.com/ezssh/siem-forwarder/internal/pipeline"
 )
 
@@ -207,7 +208,7 @@ func (h *heartbeater) beat(ctx context.Context) {
 
 func (h *heartbeater) write(ctx context.Context) error {
 	if h.kv == nil {
-		kv, err := h.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		kv, err := natsconn.EnsureKeyValue(ctx, h.js, jetstream.KeyValueConfig{
 			Bucket:       instancesBucket,
 			Description:  "Running EZSSH forwarders and their routes' breakers, for forwarder status; each key expires unless refreshed",
 			History:      1,

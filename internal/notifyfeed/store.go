@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ezssh/siem-forwarder/internal/natsconn"
 	"github.com/ezssh/siem-forwarder/internal/notify"
 )
 
@@ -39,7 +40,7 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, opts StoreOptions) (
 	if opts.Replicas <= 0 {
 		opts.Replicas = 1
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := natsconn.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      opts.Bucket,
 		Description: "EZSSH SIEM forwarder: admin email throttle state shared by the fleet",
 		History:     1,

@@ -75,10 +75,21 @@ func EnsureDLQStream(ctx context.Context, js jetstream.JetStream, name string, m
 	}
 	// Every instance of a fleet calls this at start: update only when
 	// something changed, so starting instances do not churn the stream.
-	if s, err := js.Stream(ctx, name); err == nil && sameStream(s.CachedInfo().Config, want) {
+	s, err := js.Stream(ctx, name)
+	switch {
+	case err == nil && sameStream(s.CachedInfo().Config, want):
 		return s, nil
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		// Create, rather than update and then create: a least-privilege
+		// forwarder may create the stream but not change it
+		// (docs/nats-security.md).
+		s, err = js.CreateStream(ctx, want)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = js.CreateOrUpdateStream(ctx, want) // created meanwhile, with other settings
+		}
+	default:
+		s, err = js.CreateOrUpdateStream(ctx, want)
 	}
-	s, err := js.CreateOrUpdateStream(ctx, want)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: dead-letter stream %s: %w", name, err)
 	}

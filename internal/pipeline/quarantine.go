@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ezssh/siem-forwarder/internal/delivery"
+	"github.com/ezssh/siem-forwarder/internal/natsconn"
 )
 
 // Crash loops. A message that kills whoever holds it comes back again and
@@ -29,7 +30,7 @@ const suspectAfter = 2
 
 // EnsureSuspectBucket creates or updates the KV bucket of solo attempts.
 func EnsureSuspectBucket(ctx context.Context, js jetstream.JetStream, name string, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := natsconn.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      name,
 		Description: "EZSSH forwarder: solo delivery attempts of messages suspected of crashing the forwarder",
 		History:     1,

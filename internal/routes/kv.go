@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ezssh/siem-forwarder/internal/natsconn"
 )
 
 // EnsureBucket creates the key-value bucket Bucket, or updates its settings
@@ -19,7 +21,7 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (je
 	if replicas <= 0 {
 		replicas = 1
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := natsconn.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:       Bucket,
 		Description:  "EZSSH SIEM routes: key = SubscriptionId, value = JSON route entry (docs/routes.md)",
 		History:      5,
