@@ -268,3 +268,37 @@ func TestReportBothModes(t *testing.T) {
 		}
 	}
 }
+
+func TestMedianRun(t *testing.T) {
+	if medianRun([]*Drain(nil), func(d *Drain) *Drain { return d }) != nil {
+		t.Fatal("no rounds gave a result")
+	}
+	one := &Drain{Rate: 5}
+	if got := medianRun([]*Drain{one}, func(d *Drain) *Drain { return d }); got != one || got.RunRates != nil {
+		t.Fatalf("one round: %+v", got)
+	}
+	runs := []*Drain{{Rate: 30}, {Rate: 10}, {Rate: 50}, {Rate: 20}, {Rate: 40}}
+	got := medianRun(runs, func(d *Drain) *Drain { return d })
+	if got != runs[0] || !slices.Equal(got.RunRates, []float64{30, 10, 50, 20, 40}) {
+		t.Fatalf("median of 5 = %+v, want the 30 round with every rate in run order", got)
+	}
+	even := []*Forwarding{{Drain: Drain{Rate: 4}}, {Drain: Drain{Rate: 1}}, {Drain: Drain{Rate: 3}}, {Drain: Drain{Rate: 2}}}
+	if f := medianRun(even, func(f *Forwarding) *Drain { return &f.Drain }); f.Rate != 2 {
+		t.Fatalf("median of 4 = %v, want the lower middle, 2", f.Rate)
+	}
+}
+
+func TestEventIDOf(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"EventType":"EZSSH_SSH","EventId":"0193a-b","X":1}`: "0193a-b",
+		`{"EventId":"a\"b"}`:    "", // escaped: left to the full parser
+		`{"EventId":""}`:        "",
+		`{"Other":"EventId"}`:   "",
+		`{"EventId": "spaced"}`: "",
+	} {
+		id, ok := eventIDOf([]byte(body))
+		if string(id) != want || ok != (want != "") {
+			t.Errorf("eventIDOf(%s) = %q, %v; want %q", body, id, ok, want)
+		}
+	}
+}

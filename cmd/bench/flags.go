@@ -29,6 +29,8 @@ type options struct {
 	routeEvents     int           // backlog per route in phase i; 0: events / isolationRoutes
 	hecTimeout      time.Duration // HUNTRESS_HEC_TIMEOUT of phase i; 0: the forwarder's default
 	keepLogs        bool          // keep the forwarder logs after a successful run
+	cpuProfile      string        // write the bench process's CPU profile here
+	runs            int           // rounds of phases a, b and d; each reports its median
 }
 
 // fsyncFlag is --fsync: true (the product's sync_interval: always), false
@@ -94,6 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		fs.PrintDefaults()
 	}
 	fs.IntVar(&o.events, "events", 200_000, "events in each backlog (phases a, b and d)")
+	fs.IntVar(&o.runs, "runs", 1, "rounds of phases a, b and d, interleaved; each phase reports its median round (a shared machine is noisy: 5 steadies the ratio)")
 	fs.IntVar(&o.latencyRate, "latency-rate", 2000, "events per second published in the latency phase")
 	fs.DurationVar(&o.latencyDuration, "latency-duration", 15*time.Second, "length of the latency phase (its first second is warm-up)")
 	fs.StringVar(&o.forwarder, "forwarder", "", "forwarder binary to run (default: build ./cmd/forwarder into a temporary folder)")
@@ -108,6 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.routeEvents, "route-events", 0, "backlog of each route in phase i (default --events / --isolation-routes)")
 	fs.DurationVar(&o.hecTimeout, "hec-timeout", 0, "HUNTRESS_HEC_TIMEOUT of the forwarder in phase i, how long a hanging HEC holds a request (default: the forwarder's, 30s)")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the forwarders' logs after a successful run too (their folder is printed on stderr)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (nats-server, collector, bare consumer) to this file; the forwarder's own comes from its --pprof")
 	fs.Var(&o.fsync, "fsync", "embedded server fsyncs before it acknowledges (sync_interval: always, as shipped): true, false (embedded.Config.NoSync) or both")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -135,6 +139,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.events <= 0 {
 		errs = append(errs, errors.New("--events must be positive"))
+	}
+	if o.runs < 1 {
+		errs = append(errs, errors.New("--runs must be at least 1"))
 	}
 	if o.latencyRate <= 0 {
 		errs = append(errs, errors.New("--latency-rate must be positive"))

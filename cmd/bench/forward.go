@@ -21,7 +21,7 @@ func (b *bench) forward(ctx context.Context, phase string, fsync bool, n int, re
 	if err != nil {
 		return nil, err
 	}
-	col, err := startCollector(len(b.bodies))
+	col, err := startCountingCollector(len(b.bodies))
 	if err != nil {
 		return nil, err
 	}

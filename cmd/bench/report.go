@@ -45,6 +45,7 @@ func writeReport(w io.Writer, res *Results) error {
 			title(m, "(a) JetStream ceiling: bare durable pull consumer, PullMaxMessages %d, explicit ack", ceilingPull)
 			p.publish(a)
 			p.f("    drain          %8.2f s   %10s events/s", float64(a.Seconds), count(a.Rate))
+			p.runs(a)
 			p.f("    bench CPU      %8.2f s   (nats-server + bare consumer, during the drain)", float64(a.BenchCPUSeconds))
 		}
 	}
@@ -203,6 +204,19 @@ func (p *printer) percentiles(name string, q Percentiles) {
 		name, float64(q.P50), float64(q.P90), float64(q.P99), float64(q.Max))
 }
 
+// runs prints the rates of every round when there were several; the
+// figures around it are the median round's.
+func (p *printer) runs(d *Drain) {
+	if len(d.RunRates) < 2 {
+		return
+	}
+	rates := make([]string, len(d.RunRates))
+	for i, r := range d.RunRates {
+		rates[i] = count(r)
+	}
+	p.f("    rounds         %8d     events/s: %s (the median round is shown)", len(d.RunRates), strings.Join(rates, ", "))
+}
+
 func (p *printer) publish(d *Drain) {
 	p.f("    publish        %8.2f s   %10s events/s (backlog, not the forwarder)", float64(d.PublishSeconds), count(d.PublishRate))
 }
@@ -210,6 +224,7 @@ func (p *printer) publish(d *Drain) {
 func (p *printer) forwarding(f *Forwarding) {
 	p.publish(&f.Drain)
 	p.f("    drain          %8.2f s   %10s events/s", float64(f.Seconds), count(f.Rate))
+	p.runs(&f.Drain)
 	p.f("    forwarder CPU  %8.2f s   %10.2f CPU-s per 100k events", float64(f.CPUSeconds), f.CPUPer100k)
 	p.f("    bench CPU      %8.2f s   (nats-server + collector, during the drain)", float64(f.BenchCPUSeconds))
 	if f.Seconds > 0 && p.cpus > 0 {

@@ -94,6 +94,9 @@ type Drain struct {
 	// the embedded nats-server and the collector (phase a: the bare
 	// consumer). It competes with the forwarder for the same CPUs.
 	BenchCPUSeconds Seconds `json:"bench_cpu_seconds"`
+	// RunRates are the drain rates of every round with --runs above 1, in
+	// the order they ran; the fields above are the median round's.
+	RunRates []float64 `json:"run_rates,omitempty"`
 }
 
 // Forwarding is a drain by forwarder processes, and what they used.

@@ -71,7 +71,7 @@ func (b *bench) routeScale(ctx context.Context, fsync bool, res *Results) (*Rout
 		return nil, err
 	}
 	defer st.close()
-	col, err := startCollector(b.opts.events)
+	col, err := startCountingCollector(b.opts.events)
 	if err != nil {
 		return nil, err
 	}

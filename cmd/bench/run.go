@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"slices"
 	"time"
 
 	"github.com/ezssh/siem-forwarder/internal/generate"
@@ -36,6 +39,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	root, err := os.MkdirTemp("", "ezssh-bench-*")
 	if err != nil {
 		return err
+	}
+	if opts.cpuProfile != "" {
+		f, err := os.Create(opts.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	b := &bench{opts: opts, root: root, logDir: filepath.Join(root, "logs"), progress: stderr}
 	defer func() { err = b.cleanup(err) }()
@@ -153,28 +167,66 @@ func (b *bench) drainPhases(ctx context.Context, m *Phases, res *Results) error 
 		}
 		return b.routePhases(ctx, m, res)
 	}
-	if b.opts.phases["a"] {
-		if m.Ceiling, err = b.ceiling(ctx, m.Fsync); err != nil {
-			return fmt.Errorf("phase a (JetStream ceiling, %s): %w", mode(m.Fsync), err)
+	// Rounds interleave the phases, so that a noisy stretch of the machine
+	// hurts all of them alike; each phase then reports its median round.
+	var ceilings []*Drain
+	var singles, fleets []*Forwarding
+	for round := range b.opts.runs {
+		if b.opts.runs > 1 {
+			b.logf("round %d of %d", round+1, b.opts.runs)
+		}
+		if b.opts.phases["a"] {
+			a, err := b.ceiling(ctx, m.Fsync)
+			if err != nil {
+				return fmt.Errorf("phase a (JetStream ceiling, %s): %w", mode(m.Fsync), err)
+			}
+			ceilings = append(ceilings, a)
+		}
+		if b.opts.phases["b"] {
+			f, err := b.forward(ctx, "b", m.Fsync, 1, res)
+			if err != nil {
+				return fmt.Errorf("phase b (one forwarder, %s): %w", mode(m.Fsync), err)
+			}
+			singles = append(singles, f)
+		}
+		if b.opts.phases["d"] {
+			f, err := b.forward(ctx, "d", m.Fsync, b.opts.instances, res)
+			if err != nil {
+				return fmt.Errorf("phase d (scale-out, %s): %w", mode(m.Fsync), err)
+			}
+			fleets = append(fleets, f)
 		}
 	}
-	if b.opts.phases["b"] {
-		if m.Forwarder, err = b.forward(ctx, "b", m.Fsync, 1, res); err != nil {
-			return fmt.Errorf("phase b (one forwarder, %s): %w", mode(m.Fsync), err)
-		}
-		if m.Ceiling != nil {
-			m.Forwarder.RatioToCeiling = m.Forwarder.Rate / m.Ceiling.Rate
-		}
+	m.Ceiling = medianRun(ceilings, func(d *Drain) *Drain { return d })
+	m.Forwarder = medianRun(singles, func(f *Forwarding) *Drain { return &f.Drain })
+	m.ScaleOut = medianRun(fleets, func(f *Forwarding) *Drain { return &f.Drain })
+	if m.Forwarder != nil && m.Ceiling != nil {
+		m.Forwarder.RatioToCeiling = m.Forwarder.Rate / m.Ceiling.Rate
 	}
-	if b.opts.phases["d"] {
-		if m.ScaleOut, err = b.forward(ctx, "d", m.Fsync, b.opts.instances, res); err != nil {
-			return fmt.Errorf("phase d (scale-out, %s): %w", mode(m.Fsync), err)
-		}
-		if m.Forwarder != nil {
-			m.ScaleOutRatio = m.ScaleOut.Rate / m.Forwarder.Rate
-		}
+	if m.ScaleOut != nil && m.Forwarder != nil {
+		m.ScaleOutRatio = m.ScaleOut.Rate / m.Forwarder.Rate
 	}
 	return b.routePhases(ctx, m, res)
+}
+
+// medianRun returns the round with the median drain rate (the lower middle
+// one of an even count), with every round's rate recorded in its RunRates;
+// nil when there was no round.
+func medianRun[T any](runs []*T, drain func(*T) *Drain) *T {
+	if len(runs) == 0 {
+		return nil
+	}
+	rates := make([]float64, len(runs))
+	for i, r := range runs {
+		rates[i] = drain(r).Rate
+	}
+	sorted := slices.Clone(runs)
+	slices.SortStableFunc(sorted, func(x, y *T) int { return cmp.Compare(drain(x).Rate, drain(y).Rate) })
+	med := sorted[(len(sorted)-1)/2]
+	if len(runs) > 1 {
+		drain(med).RunRates = rates
+	}
+	return med
 }
 
 // routePhases runs phases r and i against servers of m's fsync mode. They
