@@ -175,7 +175,7 @@ func (r *runner) admit(ctx context.Context, m jetstream.Msg) (ev delivery.Event,
 		return delivery.Event{}, nil, false
 	}
 	r.stats.received.Add(1)
-	r.in.received.Add(ctx, 1, r.attrs)
+	r.in.received.Add(ctx, 1, r.addAttrs...)
 	if err == nil && meta.NumDelivered > 1 {
 		if meta.NumDelivered > uint64(r.cfg.MaxDeliveries) {
 			r.deadLetter(ctx, m, reasonUndeliverable, errUndeliverable(meta.NumDelivered))

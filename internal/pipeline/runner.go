@@ -30,7 +30,11 @@ type runner struct {
 	limiter    *rate.Limiter // nil without a Rate
 	in         *instruments
 	attrs      metric.MeasurementOption // the route attribute, built once
-	log        *slog.Logger
+	// addAttrs and recordAttrs hold attrs for the per-event measurements,
+	// so that passing them allocates no variadic slice each time.
+	addAttrs    []metric.AddOption
+	recordAttrs []metric.RecordOption
+	log         *slog.Logger
 	// consumer is the route's jetstream.Consumer once set up; the pending
 	// poll reads it from another goroutine.
 	consumer atomic.Value
@@ -58,6 +62,7 @@ func newRunner(cfg Config, route Route, js jetstream.JetStream, b *budget, prefe
 		batches:    make(chan *batch),
 		quarantine: make(chan suspect, 64),
 	}
+	r.addAttrs, r.recordAttrs = []metric.AddOption{r.attrs}, []metric.RecordOption{r.attrs}
 	r.stats.pending.Store(-1)
 	r.target.store(route.Sink, route.Destination)
 	if route.Rate > 0 {

@@ -173,10 +173,10 @@ func (r *runner) observeDelivered(ctx context.Context, evs []delivery.Event) {
 	for _, ev := range evs {
 		bytes += len(ev.Body)
 		if !ev.Time.IsZero() {
-			r.in.latency.Record(ctx, now.Sub(ev.Time).Seconds(), r.attrs)
+			r.in.latency.Record(ctx, now.Sub(ev.Time).Seconds(), r.recordAttrs...)
 		}
 	}
-	r.in.delivered.Add(ctx, int64(len(evs)), r.attrs)
-	r.in.batchEvents.Record(ctx, int64(len(evs)), r.attrs)
-	r.in.batchBytes.Record(ctx, int64(bytes), r.attrs)
+	r.in.delivered.Add(ctx, int64(len(evs)), r.addAttrs...)
+	r.in.batchEvents.Record(ctx, int64(len(evs)), r.recordAttrs...)
+	r.in.batchBytes.Record(ctx, int64(bytes), r.recordAttrs...)
 }
