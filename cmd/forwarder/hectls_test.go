@@ -3,19 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"io"
 	"log"
-	"math/big"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,6 +18,7 @@ import (
 	"github.com/ezssh/siem-forwarder/internal/delivery"
 	"github.com/ezssh/siem-forwarder/internal/huntress"
 	"github.com/ezssh/siem-forwarder/internal/routes"
+	"github.com/ezssh/siem-forwarder/internal/testpki"
 )
 
 const tlsTestToken = "tls-token-0123456789abcdef"
@@ -37,67 +31,30 @@ func clearHECEnv(t *testing.T) {
 	}
 }
 
-// writeTestFile writes data to name in dir and returns its path.
-func writeTestFile(t *testing.T, dir, name string, data []byte) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // tlsCollector serves a collector over TLS with httptest's certificate,
 // which no system CA issued, and returns it with a PEM file of that
 // certificate (its own CA). With clientCA, a client certificate issued by it
 // is required.
-func tlsCollector(t *testing.T, clientCA *x509.Certificate) (srv *httptest.Server, col *huntress.Collector, caFile string) {
+func tlsCollector(t *testing.T, clientCA *testpki.CA) (srv *httptest.Server, col *huntress.Collector, caFile string) {
 	t.Helper()
 	col = huntress.NewCollector(huntress.CollectorOptions{Token: tlsTestToken})
 	srv = httptest.NewUnstartedServer(col)
 	if clientCA != nil {
-		pool := x509.NewCertPool()
-		pool.AddCert(clientCA)
-		srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+		srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCA.Pool}
 	}
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	caFile = writeTestFile(t, t.TempDir(), "hec-ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	caFile = testpki.WriteFile(t, t.TempDir(), "hec-ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
 	return srv, col, caFile
 }
 
 // clientCertificate makes a CA and a client certificate it issued, and
 // returns the CA and the PEM files of the certificate and its key.
-func clientCertificate(t *testing.T) (ca *x509.Certificate, certFile, keyFile string) {
+func clientCertificate(t *testing.T) (ca *testpki.CA, certFile, keyFile string) {
 	t.Helper()
-	newKey := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	caKey, leafKey := newKey(), newKey()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "client CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ = x509.ParseCertificate(caDER)
-	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "forwarder"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &leafKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(leafKey)
-	dir := t.TempDir()
-	certFile = writeTestFile(t, dir, "client.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}))
-	keyFile = writeTestFile(t, dir, "client.key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	ca = testpki.NewCA(t, "client CA")
+	certFile, keyFile = ca.IssueFiles(t, t.TempDir(), testpki.Leaf{CommonName: "forwarder", Client: true})
 	return ca, certFile, keyFile
 }
 
@@ -141,7 +98,7 @@ func TestHECSettingsRefusedAtStart(t *testing.T) {
 	clearHECEnv(t)
 	dir := t.TempDir()
 	_, certFile, keyFile := clientCertificate(t)
-	garbage := writeTestFile(t, dir, "garbage.pem", []byte("not PEM\n"))
+	garbage := testpki.WriteFile(t, dir, "garbage.pem", []byte("not PEM\n"))
 	missing := filepath.Join(dir, "missing.pem")
 	hec := []string{"--hec-url", "https://hec.example.com/services/collector", "--hec-token", tlsTestToken}
 	every := []string{"test-connection", "run", "replay"}
@@ -192,7 +149,7 @@ func TestHECTLSFilesApplyToEveryRoute(t *testing.T) {
 	clearHECEnv(t)
 	ca, certFile, keyFile := clientCertificate(t)
 	srv, col, caFile := tlsCollector(t, ca)
-	routesFile := writeTestFile(t, t.TempDir(), "routes.json",
+	routesFile := testpki.WriteFile(t, t.TempDir(), "routes.json",
 		[]byte(`{"routes":[{"name":"soc","hec_url":"`+srv.URL+`","hec_token":"`+tlsTestToken+`"}]}`))
 
 	parse := func(t *testing.T, args ...string) *runFlags {

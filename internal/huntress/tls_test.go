@@ -2,18 +2,11 @@ package huntress
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -22,100 +15,19 @@ import (
 	"time"
 
 	"github.com/ezssh/siem-forwarder/internal/delivery"
+	"github.com/ezssh/siem-forwarder/internal/testpki"
 )
-
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a leaf certificate and its key, PEM-encoded: a server
-// certificate for 127.0.0.1 and localhost, or a client certificate.
-func (ca *testCA) issue(t testing.TB, name string, client bool) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-	}
-	if client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-		tmpl.IPAddresses, tmpl.DNSNames = nil, nil
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
-
-// writeFile writes data to a new file in dir and returns its path.
-func writeFile(t testing.TB, dir, name string, data []byte) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // tlsHEC starts a collector behind TLS with a certificate issued by ca. With
 // clientCA, it requires a client certificate issued by clientCA.
-func tlsHEC(t testing.TB, ca, clientCA *testCA) (*httptest.Server, *Collector) {
+func tlsHEC(t testing.TB, ca, clientCA *testpki.CA) (*httptest.Server, *Collector) {
 	t.Helper()
-	certPEM, keyPEM := ca.issue(t, "hec", false)
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
 	col := NewCollector(CollectorOptions{Token: testToken})
 	srv := httptest.NewUnstartedServer(col)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.TLS = ca.ServerTLS(t)
 	if clientCA != nil {
-		pool := x509.NewCertPool()
-		pool.AddCert(clientCA.cert)
 		srv.TLS.ClientAuth = tls.RequireAndVerifyClientCert
-		srv.TLS.ClientCAs = pool
+		srv.TLS.ClientCAs = clientCA.Pool
 	}
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshake failures are the point
 	srv.StartTLS()
@@ -123,8 +35,11 @@ func tlsHEC(t testing.TB, ca, clientCA *testCA) (*httptest.Server, *Collector) {
 	return srv, col
 }
 
+// forwarderCert is the client certificate the tests give the forwarder.
+var forwarderCert = testpki.Leaf{CommonName: "forwarder", Client: true}
+
 func TestTLSSelfSignedHECIsRefusedWithAdvice(t *testing.T) {
-	srv, col := tlsHEC(t, newTestCA(t, "private CA"), nil)
+	srv, col := tlsHEC(t, testpki.NewCA(t, "private CA"), nil)
 	err := newClient(t, srv.URL).Send(context.Background(), sampleEvents(1))
 	var e *Error
 	if !errors.As(err, &e) || e.Class != delivery.Misconfigured || e.Status != 0 {
@@ -145,9 +60,9 @@ func TestTLSSelfSignedHECIsRefusedWithAdvice(t *testing.T) {
 }
 
 func TestTLSCAFileIsTrusted(t *testing.T) {
-	ca := newTestCA(t, "private CA")
+	ca := testpki.NewCA(t, "private CA")
 	srv, col := tlsHEC(t, ca, nil)
-	caFile := writeFile(t, t.TempDir(), "ca.pem", ca.pem)
+	caFile := ca.CertFile
 	c := newClient(t, srv.URL, func(c *Config) { c.CAFile = caFile })
 	if err := c.Send(context.Background(), sampleEvents(3)); err != nil {
 		t.Fatalf("Send with the CA bundle: %v", err)
@@ -160,7 +75,7 @@ func TestTLSCAFileIsTrusted(t *testing.T) {
 	}
 
 	// Another CA's bundle does not make the HEC trusted.
-	other := writeFile(t, t.TempDir(), "other.pem", newTestCA(t, "other CA").pem)
+	other := testpki.NewCA(t, "other CA").CertFile
 	err := newClient(t, srv.URL, func(c *Config) { c.CAFile = other }).Send(context.Background(), sampleEvents(1))
 	if delivery.ClassOf(err) != delivery.Misconfigured {
 		t.Errorf("Send with another CA = %v, want misconfigured", err)
@@ -168,12 +83,10 @@ func TestTLSCAFileIsTrusted(t *testing.T) {
 }
 
 func TestTLSClientCertificate(t *testing.T) {
-	serverCA, clientCA := newTestCA(t, "server CA"), newTestCA(t, "client CA")
+	serverCA, clientCA := testpki.NewCA(t, "server CA"), testpki.NewCA(t, "client CA")
 	srv, col := tlsHEC(t, serverCA, clientCA)
-	dir := t.TempDir()
-	caFile := writeFile(t, dir, "ca.pem", serverCA.pem)
-	certPEM, keyPEM := clientCA.issue(t, "forwarder", true)
-	certFile, keyFile := writeFile(t, dir, "client.pem", certPEM), writeFile(t, dir, "client.key", keyPEM)
+	caFile := serverCA.CertFile
+	certFile, keyFile := clientCA.IssueFiles(t, t.TempDir(), forwarderCert)
 
 	t.Run("with the certificate", func(t *testing.T) {
 		c := newClient(t, srv.URL, func(c *Config) { c.CAFile, c.CertFile, c.KeyFile = caFile, certFile, keyFile })
@@ -202,8 +115,7 @@ func TestTLSClientCertificate(t *testing.T) {
 		}
 	})
 	t.Run("from another CA", func(t *testing.T) {
-		certPEM, keyPEM := newTestCA(t, "rogue CA").issue(t, "forwarder", true)
-		cf, kf := writeFile(t, t.TempDir(), "c.pem", certPEM), writeFile(t, t.TempDir(), "c.key", keyPEM)
+		cf, kf := testpki.NewCA(t, "rogue CA").IssueFiles(t, t.TempDir(), forwarderCert)
 		err := newClient(t, srv.URL, func(c *Config) { c.CAFile, c.CertFile, c.KeyFile = caFile, cf, kf }).
 			Send(context.Background(), sampleEvents(1))
 		if delivery.ClassOf(err) != delivery.Misconfigured || !strings.Contains(err.Error(), "--hec-cert-file") {
@@ -215,12 +127,11 @@ func TestTLSClientCertificate(t *testing.T) {
 // A client created after a certificate file changed on disk uses the new
 // file; routes share what a file holds until then.
 func TestTLSFilesAreReadAgainWhenChanged(t *testing.T) {
-	serverCA, clientCA := newTestCA(t, "server CA"), newTestCA(t, "client CA")
+	serverCA, clientCA := testpki.NewCA(t, "server CA"), testpki.NewCA(t, "client CA")
 	srv, _ := tlsHEC(t, serverCA, clientCA)
 	dir := t.TempDir()
-	caFile := writeFile(t, dir, "ca.pem", serverCA.pem)
-	rogueCert, rogueKey := newTestCA(t, "rogue CA").issue(t, "forwarder", true)
-	certFile, keyFile := writeFile(t, dir, "client.pem", rogueCert), writeFile(t, dir, "client.key", rogueKey)
+	caFile := serverCA.CertFile
+	certFile, keyFile := testpki.NewCA(t, "rogue CA").IssueFiles(t, dir, forwarderCert)
 	cfg := Config{URL: srv.URL, Token: testToken, CAFile: caFile, CertFile: certFile, KeyFile: keyFile}
 
 	a, err := cfg.resolve()
@@ -235,10 +146,10 @@ func TestTLSFilesAreReadAgainWhenChanged(t *testing.T) {
 		t.Fatalf("Send with the rogue certificate = %v, want misconfigured", err)
 	}
 
-	goodCert, goodKey := clientCA.issue(t, "forwarder", true)
+	goodCert, goodKey := clientCA.Issue(t, forwarderCert)
 	later := time.Now().Add(time.Minute)
 	for path, data := range map[string][]byte{certFile: goodCert, keyFile: goodKey} {
-		writeFile(t, dir, filepath.Base(path), data)
+		testpki.WriteFile(t, dir, filepath.Base(path), data)
 		if err := os.Chtimes(path, later, later); err != nil {
 			t.Fatal(err)
 		}
@@ -250,13 +161,12 @@ func TestTLSFilesAreReadAgainWhenChanged(t *testing.T) {
 
 func TestTLSBadFiles(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t, "CA")
-	certPEM, keyPEM := ca.issue(t, "forwarder", true)
-	_, otherKey := ca.issue(t, "other", true)
-	caFile := writeFile(t, dir, "ca.pem", ca.pem)
-	certFile, keyFile := writeFile(t, dir, "c.pem", certPEM), writeFile(t, dir, "c.key", keyPEM)
-	garbage := writeFile(t, dir, "garbage.pem", []byte("not a certificate\n"))
-	wrongKey := writeFile(t, dir, "wrong.key", otherKey)
+	ca := testpki.NewCA(t, "CA")
+	caFile := ca.CertFile
+	certFile, keyFile := ca.IssueFiles(t, dir, forwarderCert)
+	_, otherKey := ca.Issue(t, testpki.Leaf{CommonName: "other", Client: true})
+	garbage := testpki.WriteFile(t, dir, "garbage.pem", []byte("not a certificate\n"))
+	wrongKey := testpki.WriteFile(t, dir, "wrong.key", otherKey)
 	missing := filepath.Join(dir, "missing.pem")
 	for _, tc := range []struct {
 		name string

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/ezssh/siem-forwarder/internal/cliflag"
+	"github.com/ezssh/siem-forwarder/internal/testpki"
 )
 
 // startServer starts an embedded JetStream server with o's authentication and
@@ -170,17 +171,17 @@ func passwordFileCase(t *testing.T) authCase {
 // names; with the user's password as well, since TLS alone authenticates no
 // one. The bad options trust another CA.
 func tlsCase(t *testing.T) authCase {
-	ca := newTestCA(t, "nats-ca")
-	cert, key := ca.issue("nats-server", "", false)
+	ca := testpki.NewCA(t, "nats-ca")
+	cert, key := ca.IssueFiles(t, t.TempDir(), testpki.Leaf{CommonName: "nats-server"})
 	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cert, KeyFile: key})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := passwordCase(t)
 	c.server.TLS, c.server.TLSConfig, c.server.TLSTimeout = true, tc, 2
-	c.good.CA = ca.CAFile
+	c.good.CA = ca.CertFile
 	c.bad = c.good
-	c.bad.CA = newTestCA(t, "other-ca").CAFile
+	c.bad.CA = testpki.NewCA(t, "other-ca").CertFile
 	c.wantErr = []string{"certificate signed by unknown authority", "NATS_CA"}
 	c.secrets = c.secrets[:1]
 	return c
@@ -190,28 +191,29 @@ func tlsCase(t *testing.T) authCase {
 // mapping, the certificate's email address is the user; without, the
 // certificate is checked and the user authenticates with a password.
 func mtlsCase(t *testing.T, mapUser bool) authCase {
-	ca := newTestCA(t, "nats-ca")
-	cert, key := ca.issue("nats-server", "", false)
-	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cert, KeyFile: key, CaFile: ca.CAFile, Verify: true, Map: mapUser})
+	ca := testpki.NewCA(t, "nats-ca")
+	dir := t.TempDir()
+	cert, key := ca.IssueFiles(t, dir, testpki.Leaf{CommonName: "nats-server"})
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cert, KeyFile: key, CaFile: ca.CertFile, Verify: true, Map: mapUser})
 	if err != nil {
 		t.Fatal(err)
 	}
-	clientCert, clientKey := ca.issue("forwarder", "forwarder@ezssh.test", true)
+	clientCert, clientKey := ca.IssueFiles(t, dir, testpki.Leaf{CommonName: "forwarder", Email: "forwarder@ezssh.test", Client: true})
 	c := authCase{
 		server: &server.Options{TLS: true, TLSConfig: tc, TLSTimeout: 2, TLSVerify: true, TLSMap: mapUser},
-		good:   Options{CA: ca.CAFile, Cert: clientCert, Key: clientKey},
+		good:   Options{CA: ca.CertFile, Cert: clientCert, Key: clientKey},
 	}
 	if mapUser {
 		c.server.Users = []*server.User{{Username: "forwarder@ezssh.test"}}
 		// A certificate from the right CA for a user the server does not map.
-		otherCert, otherKey := ca.issue("intruder", "intruder@ezssh.test", true)
-		c.bad = Options{CA: ca.CAFile, Cert: otherCert, Key: otherKey}
+		otherCert, otherKey := ca.IssueFiles(t, dir, testpki.Leaf{CommonName: "intruder", Email: "intruder@ezssh.test", Client: true})
+		c.bad = Options{CA: ca.CertFile, Cert: otherCert, Key: otherKey}
 		c.wantErr = []string{"authorization violation", "NATS_CERT"}
 		return c
 	}
 	c.server.Users = []*server.User{{Username: "forwarder", Password: "Corr3ct-Horse-Battery"}}
 	c.good.User, c.good.Password = "forwarder", "Corr3ct-Horse-Battery"
-	c.bad = Options{CA: ca.CAFile, User: "forwarder", Password: "Corr3ct-Horse-Battery"} // no client certificate
+	c.bad = Options{CA: ca.CertFile, User: "forwarder", Password: "Corr3ct-Horse-Battery"} // no client certificate
 	c.wantErr = []string{"NATS_CERT"}
 	c.secrets = []string{"Corr3ct-Horse-Battery"}
 	return c
@@ -270,8 +272,8 @@ func TestConnectAuthenticates(t *testing.T) {
 // signed (or that signed itself) is refused, and the error says to set
 // NATS_CA.
 func TestConnectRefusesUnknownServerCertificate(t *testing.T) {
-	ca := newTestCA(t, "private-ca")
-	cert, key := ca.issue("nats-server", "", false)
+	ca := testpki.NewCA(t, "private-ca")
+	cert, key := ca.IssueFiles(t, t.TempDir(), testpki.Leaf{CommonName: "nats-server"})
 	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cert, KeyFile: key})
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +294,7 @@ func TestConnectRefusesUnknownServerCertificate(t *testing.T) {
 		}
 	}
 	// The same server with NATS_CA is fine: the refusal was the certificate.
-	o := Options{URL: url, CA: ca.CAFile}
+	o := Options{URL: url, CA: ca.CertFile}
 	nc, err := o.Connect(ctx, "natsconn-test", nil)
 	if err != nil {
 		t.Fatalf("with NATS_CA: %v", err)
@@ -305,7 +307,7 @@ func TestConnectRefusesUnknownServerCertificate(t *testing.T) {
 func TestConnectRefusedClientCertificate(t *testing.T) {
 	c := mtlsCase(t, false)
 	url := startServer(t, c.server)
-	cert, key := newTestCA(t, "other-ca").issue("forwarder", "", true)
+	cert, key := testpki.NewCA(t, "other-ca").IssueFiles(t, t.TempDir(), testpki.Leaf{CommonName: "forwarder", Client: true})
 	o := c.good
 	o.URL, o.Cert, o.Key = url, cert, key
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

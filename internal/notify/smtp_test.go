@@ -13,6 +13,7 @@ import (
 
 	"github.com/ezssh/siem-forwarder/internal/notify"
 	"github.com/ezssh/siem-forwarder/internal/notify/smtptest"
+	"github.com/ezssh/siem-forwarder/internal/testpki"
 )
 
 const password = "s3cr3t-p@ss:word"
@@ -156,9 +157,9 @@ func TestSMTPMailerPlainOnLoopbackWithAuth(t *testing.T) {
 }
 
 func TestSMTPMailerStartTLS(t *testing.T) {
-	tlsConf, pool := smtptest.Certificate(t)
-	srv := smtptest.Start(t, smtptest.Options{TLS: tlsConf, User: "u", Password: password})
-	cfg := notify.SMTPConfig{Host: srv.Host, Port: srv.Port, User: "u", Password: password, From: "forwarder@example.com", RootCAs: pool}
+	ca := testpki.NewCA(t, "smtp CA")
+	srv := smtptest.Start(t, smtptest.Options{TLS: ca.ServerTLS(t), User: "u", Password: password})
+	cfg := notify.SMTPConfig{Host: srv.Host, Port: srv.Port, User: "u", Password: password, From: "forwarder@example.com", RootCAs: ca.Pool}
 	if err := send(t, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -178,9 +179,9 @@ func TestSMTPMailerStartTLS(t *testing.T) {
 }
 
 func TestSMTPMailerImplicitTLS(t *testing.T) {
-	tlsConf, pool := smtptest.Certificate(t)
-	srv := smtptest.Start(t, smtptest.Options{TLS: tlsConf, Implicit: true, User: "u", Password: password})
-	cfg := notify.SMTPConfig{Host: srv.Host, Port: srv.Port, Security: notify.ImplicitTLS, User: "u", Password: password, From: "forwarder@example.com", RootCAs: pool}
+	ca := testpki.NewCA(t, "smtp CA")
+	srv := smtptest.Start(t, smtptest.Options{TLS: ca.ServerTLS(t), Implicit: true, User: "u", Password: password})
+	cfg := notify.SMTPConfig{Host: srv.Host, Port: srv.Port, Security: notify.ImplicitTLS, User: "u", Password: password, From: "forwarder@example.com", RootCAs: ca.Pool}
 	if err := send(t, cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -5,16 +5,10 @@ package smtptest
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log"
-	"math/big"
 	"mime"
 	"mime/quotedprintable"
 	"net"
@@ -33,7 +27,8 @@ import (
 // SMTP without authentication.
 type Options struct {
 	// TLS, when set, makes the server offer STARTTLS with this config, or
-	// speak TLS from the start when Implicit is set.
+	// speak TLS from the start when Implicit is set. testpki's
+	// CA.ServerTLS makes one for 127.0.0.1.
 	TLS      *tls.Config
 	Implicit bool
 	// User and Password, when set, are required (AUTH PLAIN) before MAIL.
@@ -214,39 +209,3 @@ func (x *session) Data(r io.Reader) error {
 func (x *session) Reset() { x.from, x.to = "", nil }
 
 func (x *session) Logout() error { return nil }
-
-// Certificate returns a server TLS config with a fresh self-signed
-// certificate for 127.0.0.1 and localhost, and a pool that trusts it.
-func Certificate(t testing.TB) (*tls.Config, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "smtptest"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}},
-		MinVersion:   tls.VersionTLS12,
-	}, pool
-}
