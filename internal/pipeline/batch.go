@@ -61,6 +61,13 @@ func (b *batch) add(m jetstream.Msg, ev delivery.Event) {
 // busy, so events accumulate into full batches while they work. A full batch
 // blocks the loop until a sender takes it, which is the route's backpressure.
 //
+// While a full batch waits for a sender, the loop still takes what the pull
+// loop has in hand, up to the prefetch, into a backlog whose messages it
+// keeps alive like the batch's: during an outage longer than the ack wait,
+// nothing pulled expires and comes back to be sent twice. (When the breaker
+// opens, the pull loop stops pulling, so the backlog ends at what was
+// already buffered.)
+//
 // When in is closed (the route stops pulling), the batch in hand is still
 // offered until hard is done, then NAKed. batchLoop closes r.batches on return.
 func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
@@ -71,9 +78,14 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 		lingerC  <-chan time.Time
 		lingered bool
 		timer    *time.Timer
+		backlog  waiting
+		inOpen   = true
 	)
-	keepalive := time.NewTicker(r.cfg.AckWait / 3)
+	defer backlog.nak() // only at shutdown, when nothing takes them any more
+	every := r.cfg.AckWait / 3
+	keepalive := time.NewTicker(every)
 	defer keepalive.Stop()
+	maxBacklog := r.prefetch + cap(in)
 	handOff := func() {
 		b := cur
 		cur, lingerC, lingered = nil, nil, false
@@ -81,18 +93,81 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 			timer.Stop()
 		}
 		for {
+			// The cap holds while the route is healthy and still pulling;
+			// once its breaker opened it pulls no more, and all that was
+			// buffered is taken.
+			var take <-chan jetstream.Msg
+			if inOpen && (backlog.len() < maxBacklog || !r.breaker.isHealthy()) {
+				take = in
+			}
 			select {
 			case r.batches <- b:
 				return
+			case m, ok := <-take:
+				if !ok {
+					inOpen = false
+					continue
+				}
+				backlog.add(m)
 			case now := <-keepalive.C:
-				b.keepAlive(now, r.cfg.AckWait/3)
+				b.keepAlive(now, every)
+				backlog.keepAlive()
 			case <-hard.Done():
 				r.settleNak(b.msgs)
 				return
 			}
 		}
 	}
+	// add admits m and adds it to the batch being filled, handing the batch
+	// off when it is full.
+	add := func(m jetstream.Msg) {
+		ev, md, ok := r.admit(hard, m)
+		if !ok {
+			return
+		}
+		if !r.budget.tryAcquire(len(ev.Body)) {
+			// Do not sit on a partial batch while waiting for budget:
+			// send it, so that it can be settled and give budget back.
+			if cur != nil {
+				handOff()
+			}
+			if err := r.budget.acquire(hard, len(ev.Body)); err != nil {
+				_ = m.Nak()
+				return
+			}
+		}
+		if md != nil && md.NumDelivered > suspectAfter {
+			select {
+			case r.quarantine <- suspect{msg: m, ev: ev, seq: md.Sequence.Stream, delivered: md.NumDelivered}:
+			case <-hard.Done():
+				r.settleNak([]jetstream.Msg{m})
+			}
+			return
+		}
+		if cur != nil && cur.bytes+len(ev.Body)+envelopeOverhead > r.cfg.MaxBatchBytes {
+			handOff()
+		}
+		if cur == nil {
+			cur = newBatch(r.cfg.MaxBatchEvents)
+			if r.cfg.Linger > 0 {
+				if timer == nil {
+					timer = time.NewTimer(r.cfg.Linger)
+				} else {
+					timer.Reset(r.cfg.Linger)
+				}
+				lingerC = timer.C
+			}
+		}
+		cur.add(m, ev)
+		if len(cur.evs) >= r.cfg.MaxBatchEvents {
+			handOff()
+		}
+	}
 	for {
+		if m, ok := backlog.pop(); ok {
+			add(m)
+			continue
+		}
 		var out chan<- *batch
 		if cur != nil && (r.cfg.Linger <= 0 || lingered) {
 			out = r.batches
@@ -103,60 +178,66 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 				if cur != nil {
 					handOff()
 				}
-				return
-			}
-			ev, md, ok := r.admit(hard, m)
-			if !ok {
-				continue
-			}
-			if !r.budget.tryAcquire(len(ev.Body)) {
-				// Do not sit on a partial batch while waiting for budget:
-				// send it, so that it can be settled and give budget back.
-				if cur != nil {
-					handOff()
-				}
-				if err := r.budget.acquire(hard, len(ev.Body)); err != nil {
-					_ = m.Nak()
+				if backlog.len() > 0 { // taken while that last batch waited
 					continue
 				}
+				return
 			}
-			if md != nil && md.NumDelivered > suspectAfter {
-				select {
-				case r.quarantine <- suspect{msg: m, ev: ev, seq: md.Sequence.Stream, delivered: md.NumDelivered}:
-				case <-hard.Done():
-					r.settleNak([]jetstream.Msg{m})
-				}
-				continue
-			}
-			if cur != nil && cur.bytes+len(ev.Body)+envelopeOverhead > r.cfg.MaxBatchBytes {
-				handOff()
-			}
-			if cur == nil {
-				cur = newBatch(r.cfg.MaxBatchEvents)
-				if r.cfg.Linger > 0 {
-					if timer == nil {
-						timer = time.NewTimer(r.cfg.Linger)
-					} else {
-						timer.Reset(r.cfg.Linger)
-					}
-					lingerC = timer.C
-				}
-			}
-			cur.add(m, ev)
-			if len(cur.evs) >= r.cfg.MaxBatchEvents {
-				handOff()
-			}
+			add(m)
 		case out <- cur:
 			cur, lingerC, lingered = nil, nil, false
 		case now := <-keepalive.C:
 			// The batch being filled can wait long when every sender is
 			// busy retrying: keep its messages from being redelivered.
 			if cur != nil {
-				cur.keepAlive(now, r.cfg.AckWait/3)
+				cur.keepAlive(now, every)
 			}
 		case <-lingerC:
 			lingered, lingerC = true, nil
 		}
+	}
+}
+
+// waiting is the batch loop's backlog: messages taken from the pull loop
+// while a full batch waited for a sender, in the order they came. They are
+// not admitted yet, so they hold no budget; the prefetch bounds them.
+type waiting struct {
+	msgs []jetstream.Msg
+	next int // msgs[next:] are still waiting
+}
+
+func (w *waiting) len() int { return len(w.msgs) - w.next }
+
+func (w *waiting) add(m jetstream.Msg) {
+	if w.len() == 0 {
+		w.msgs, w.next = w.msgs[:0], 0
+	}
+	w.msgs = append(w.msgs, m)
+}
+
+func (w *waiting) pop() (jetstream.Msg, bool) {
+	if w.len() == 0 {
+		return nil, false
+	}
+	m := w.msgs[w.next]
+	w.msgs[w.next] = nil
+	w.next++
+	return m, true
+}
+
+// keepAlive resets the redelivery timers of the waiting messages. It runs
+// every third of the ack wait, whenever each of them arrived: a message may
+// have waited in the client's buffer before it was taken.
+func (w *waiting) keepAlive() {
+	for _, m := range w.msgs[w.next:] {
+		_ = m.InProgress()
+	}
+}
+
+// nak returns the waiting messages to the stream.
+func (w *waiting) nak() {
+	for m, ok := w.pop(); ok; m, ok = w.pop() {
+		_ = m.Nak()
 	}
 }
 

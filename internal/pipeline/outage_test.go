@@ -138,3 +138,58 @@ func TestWarnsBeforeHeldEventsAgeOut(t *testing.T) {
 		t.Error("events dead-lettered while held")
 	}
 }
+
+// An outage many ack-waits long redelivers nothing: every message the route
+// has pulled, in a batch or still waiting behind a full one, is kept alive
+// until it is delivered, so none comes back to be sent twice.
+func TestOutageLongerThanAckWaitSendsNothingTwice(t *testing.T) {
+	js := startJetStream(t)
+	// More than the batches in flight, the batch being filled and the
+	// prefetch together, so that messages wait outside any batch.
+	want := publishN(t, js, 3_000, 3, "ackwait")
+	var down atomic.Bool
+	down.Store(true)
+	var refused atomic.Int64
+	h := startHEC(t, huntress.CollectorOptions{
+		Fail: func(_ *http.Request, events [][]byte) (int, string, bool) {
+			if down.Load() {
+				if events != nil {
+					refused.Add(1)
+					time.Sleep(300 * time.Millisecond) // a slow failure, as a HEC timing out
+				}
+				return http.StatusServiceUnavailable, `{"text":"Server is busy","code":9}`, true
+			}
+			return 0, "", false
+		},
+	})
+	cfg := fastConfig()
+	cfg.AckWait = 1500 * time.Millisecond
+	cfg.MaxBatchEvents = 100
+	cfg.MaxInFlight = 2
+	cfg.Prefetch = 500
+	startForwarder(t, js, cfg, pipeline.Route{Name: "global", Sink: h.client(t)})
+	eventually(t, 20*time.Second, "the consumer paused by the outage", func() bool {
+		return refused.Load() > 0 && consumerInfo(t, js, "global").Paused
+	})
+	// Outlast the ack wait several times over, watching the consumer: a
+	// message whose ack wait expired shows as redelivered.
+	deadline := time.Now().Add(5 * cfg.AckWait)
+	for time.Now().Before(deadline) {
+		if info := consumerInfo(t, js, "global"); info.NumRedelivered != 0 {
+			t.Fatalf("%d messages redelivered during the outage: pulled messages were not kept alive", info.NumRedelivered)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	down.Store(false)
+	// Within seconds: a pull request that went out while the consumer was
+	// paused must not hold the route until it expires.
+	eventually(t, 10*time.Second, "all delivered after recovery", func() bool { return h.unique() >= len(want) })
+	eventually(t, 10*time.Second, "the consumer settled", func() bool {
+		info := consumerInfo(t, js, "global")
+		return info.NumAckPending == 0 && info.NumPending == 0
+	})
+	h.check(t, want)
+	if info := consumerInfo(t, js, "global"); info.NumRedelivered != 0 {
+		t.Errorf("%d messages redelivered", info.NumRedelivered)
+	}
+}

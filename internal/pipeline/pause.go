@@ -72,6 +72,7 @@ func (r *runner) probeLoop(ctx context.Context) {
 		default:
 		}
 		r.resumeConsumer(ctx)
+		r.pull.resumed()
 		r.log.Info("destination healthy again; route resumed", "destination", r.target.load().destination)
 		r.publishRouteEvent(ctx, RouteEvent{State: StateRecovered})
 	}

@@ -15,18 +15,27 @@ import (
 type puller struct {
 	mu      sync.Mutex
 	it      jetstream.MessagesContext
+	cancel  context.CancelFunc // ends the wait in the iterator's Next
 	stopped bool
+	// A paused consumer holds pull requests until they expire, and keeps
+	// holding them when it resumes, so an iterator whose request went out
+	// during the pause may wait long after the route resumed. paused ends
+	// the wait of the iterator drained for the pause; pausing marks that
+	// the current iterator was started before the consumer resumed (the
+	// breaker closes on a good probe, just before the resume).
+	paused  context.CancelFunc
+	pausing bool
 }
 
-// set installs a new iterator, or drains it at once if the route was stopped
-// or paused meanwhile.
-func (p *puller) set(it jetstream.MessagesContext, stillWanted bool) {
+// set installs a new iterator, whose Next waits are ended by cancel, or
+// drains it at once if the route was stopped or paused meanwhile.
+func (p *puller) set(it jetstream.MessagesContext, cancel context.CancelFunc, stillWanted bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.it, p.cancel = it, cancel
 	if p.stopped || !stillWanted {
-		it.Drain()
+		p.drainLocked(p.stopped)
 	}
-	p.it = it
 }
 
 // drain ends the current iterator; its buffered messages are still returned.
@@ -37,10 +46,38 @@ func (p *puller) drain(stop bool) {
 	if stop {
 		p.stopped = true
 	}
-	if p.it != nil {
-		p.it.Drain()
-		p.it = nil
+	p.drainLocked(stop)
+}
+
+func (p *puller) drainLocked(stop bool) {
+	if !stop {
+		p.pausing = true
 	}
+	if p.it == nil {
+		return
+	}
+	p.it.Drain()
+	if !stop {
+		p.paused = p.cancel
+	}
+	p.it, p.cancel = nil, nil
+}
+
+// resumed is called once the consumer resumed on the server. It ends the
+// wait on the iterator drained for the pause (by now it has returned all it
+// had buffered) and on one started before the resume (it has had nothing to
+// return), so that the pull loop pulls afresh.
+func (p *puller) resumed() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paused != nil {
+		p.paused()
+		p.paused = nil
+	}
+	if p.pausing && p.cancel != nil {
+		p.cancel()
+	}
+	p.pausing = false
 }
 
 // pullLoop feeds the route's messages to the batch loop until ctx is done,
@@ -66,9 +103,19 @@ func (r *runner) pullLoop(ctx context.Context, in chan<- jetstream.Msg) {
 			continue
 		}
 		b.Reset()
-		r.pull.set(it, ctx.Err() == nil && r.breaker.isHealthy())
+		// The wait in Next ends with the iterator, or when the route
+		// resumes after a pause (see puller.resumed). It does not end with
+		// ctx: after a stop, the iterator's buffer is still drained and
+		// NAKed below.
+		nctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		nextOpts := []jetstream.NextOpt{jetstream.NextContext(nctx)} // built once: Next allocates nothing per call
+		r.pull.set(it, cancel, ctx.Err() == nil && r.breaker.isHealthy())
 		for {
-			m, err := it.Next()
+			m, err := it.Next(nextOpts...)
+			if errors.Is(err, context.Canceled) {
+				it.Stop() // a no-op when it was drained
+				break     // resumed: a new iterator pulls from the resumed consumer
+			}
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				break
 			}
@@ -87,6 +134,7 @@ func (r *runner) pullLoop(ctx context.Context, in chan<- jetstream.Msg) {
 			}
 			in <- m
 		}
+		cancel()
 	}
 }
 
