@@ -18,13 +18,18 @@ type puller struct {
 	cancel  context.CancelFunc // ends the wait in the iterator's Next
 	stopped bool
 	// A paused consumer holds pull requests until they expire, and keeps
-	// holding them when it resumes, so an iterator whose request went out
-	// during the pause may wait long after the route resumed. paused ends
-	// the wait of the iterator drained for the pause; pausing marks that
-	// the current iterator was started before the consumer resumed (the
-	// breaker closes on a good probe, just before the resume).
-	paused  context.CancelFunc
-	pausing bool
+	// holding them when it resumes. So a new iterator waits for the resume
+	// (resumed closes gate), not merely for the breaker, which closes on a
+	// good probe just before it; and paused ends the wait of the iterator
+	// drained for the pause, whose last request may still be held.
+	gate   chan struct{} // closed while the route is not paused
+	paused context.CancelFunc
+}
+
+func newPuller() *puller {
+	p := &puller{gate: make(chan struct{})}
+	close(p.gate)
+	return p
 }
 
 // set installs a new iterator, whose Next waits are ended by cancel, or
@@ -51,7 +56,11 @@ func (p *puller) drain(stop bool) {
 
 func (p *puller) drainLocked(stop bool) {
 	if !stop {
-		p.pausing = true
+		select {
+		case <-p.gate:
+			p.gate = make(chan struct{})
+		default:
+		}
 	}
 	if p.it == nil {
 		return
@@ -63,10 +72,9 @@ func (p *puller) drainLocked(stop bool) {
 	p.it, p.cancel = nil, nil
 }
 
-// resumed is called once the consumer resumed on the server. It ends the
-// wait on the iterator drained for the pause (by now it has returned all it
-// had buffered) and on one started before the resume (it has had nothing to
-// return), so that the pull loop pulls afresh.
+// resumed is called once the consumer resumed on the server. It lets new
+// iterators start, and ends the wait on the one drained for the pause: by
+// now it has returned all it had buffered.
 func (p *puller) resumed() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -74,10 +82,24 @@ func (p *puller) resumed() {
 		p.paused()
 		p.paused = nil
 	}
-	if p.pausing && p.cancel != nil {
-		p.cancel()
+	select {
+	case <-p.gate:
+	default:
+		close(p.gate)
 	}
-	p.pausing = false
+}
+
+// waitResumed blocks while the route is paused.
+func (p *puller) waitResumed(ctx context.Context) error {
+	p.mu.Lock()
+	gate := p.gate
+	p.mu.Unlock()
+	select {
+	case <-gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // pullLoop feeds the route's messages to the batch loop until ctx is done,
@@ -88,7 +110,7 @@ func (r *runner) pullLoop(ctx context.Context, in chan<- jetstream.Msg) {
 	defer close(in)
 	b := backoff.NewExponentialBackOff(backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
 	for ctx.Err() == nil {
-		if r.breaker.waitHealthy(ctx) != nil {
+		if r.breaker.waitHealthy(ctx) != nil || r.pull.waitResumed(ctx) != nil {
 			return
 		}
 		it, err := r.cons().Messages(jetstream.PullMaxMessages(r.prefetch))

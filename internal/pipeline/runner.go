@@ -39,7 +39,7 @@ type runner struct {
 	// poll reads it from another goroutine.
 	consumer atomic.Value
 	breaker  *breaker
-	pull     puller
+	pull     *puller
 	held     heldSet
 	batches  chan *batch
 	// quarantine takes suspects of crash loops to be sent alone.
@@ -60,6 +60,7 @@ func newRunner(cfg Config, route Route, js jetstream.JetStream, b *budget, prefe
 		prefetch:   prefetch,
 		log:        log.With("route", route.Name),
 		batches:    make(chan *batch),
+		pull:       newPuller(),
 		quarantine: make(chan suspect, 64),
 	}
 	r.addAttrs, r.recordAttrs = []metric.AddOption{r.attrs}, []metric.RecordOption{r.attrs}
