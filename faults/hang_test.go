@@ -20,14 +20,14 @@ func TestHECHang(t *testing.T) {
 	cl := connect(t, node.url())
 	cl.ensureStream(t, 1)
 	col := startCollector(t)
-	// The outage stays far shorter than the ack wait. Messages prefetched
-	// but not yet batched are not kept alive, so an outage longer than the
-	// ack wait has the server send them again on resume while the forwarder
-	// still holds them: up to --prefetch duplicates, and this case would
-	// measure that instead of the breaker.
+	// The outage outlasts the ack wait several times over: everything the
+	// forwarder pulled, batched or still waiting behind a full batch, must
+	// be kept alive, or the server sends it again on resume while the
+	// forwarder still holds it (duplicates without a crash).
+	const ackWait = 3 * time.Second
 	fwd := startForwarder(t, "forwarder", node.url(), col.url,
 		"--hec-timeout", "1s", // the timeout that must fire
-		"--retry-max", "1s", "--pause-min", "1s", "--pause-max", "2s", "--ack-wait", "30s")
+		"--retry-max", "1s", "--pause-min", "1s", "--pause-max", "2s", "--ack-wait", ackWait.String())
 	alive := func() []*proc { return []*proc{fwd} }
 
 	f1 := startFeed(t, cl, before, perSecond(1_000), time.Minute)
@@ -49,6 +49,9 @@ func TestHECHang(t *testing.T) {
 	})
 	t.Logf("consumer paused %v after the HEC began to hang", time.Since(hung).Round(time.Millisecond))
 	f2.wait(t)
+	// Hold the outage for four ack waits (a duration the case is about,
+	// not a wait for a condition).
+	time.Sleep(time.Until(hung.Add(4 * ackWait)))
 	s := col.stats(t)
 	if s.Requests <= hangFrom.Requests {
 		t.Errorf("no request reached the hanging HEC (%d requests before, %d now)", hangFrom.Requests, s.Requests)
