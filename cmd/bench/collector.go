@@ -77,22 +77,22 @@ func startCollector(sizeHint int) (*collector, error) {
 // catch a forwarder that alters bodies. Byte-identical delivery itself is
 // asserted by the tests, not here.
 func startCountingCollector(sizeHint int) (*collector, error) {
-	c, err := startSubCollector(sizeHint, "")
-	if c != nil {
-		c.light = true
-	}
-	return c, err
+	return serveCollector(&collector{light: true, seen: make(map[string]struct{}, sizeHint)})
 }
 
 // startSubCollector serves a collector that counts as misrouted every event
 // not of subscription sub (unless sub is empty), and answers with the fault
 // set by setFault.
 func startSubCollector(sizeHint int, sub string) (*collector, error) {
-	c := &collector{
+	return serveCollector(&collector{
 		sub:       sub,
 		seen:      make(map[string]struct{}, sizeHint),
 		latencies: make([]sample, 0, sizeHint),
-	}
+	})
+}
+
+// serveCollector serves c, set up before it receives anything.
+func serveCollector(c *collector) (*collector, error) {
 	rc, err := huntress.StartCollector("", huntress.CollectorOptions{
 		Token:   benchToken,
 		Keep:    -1,
