@@ -246,6 +246,11 @@ func (w *waiting) nak() {
 // dead-lettered here and admit returns ok false. md is the message's metadata
 // when it came back at least once (nil on a first delivery, the common case).
 func (r *runner) admit(ctx context.Context, m jetstream.Msg) (ev delivery.Event, md *jetstream.MsgMetadata, ok bool) {
+	if delivered, seq, ok := ackInfo(m.Reply()); ok && delivered <= 1 && (r.route.UntilSeq == 0 || seq <= r.route.UntilSeq) {
+		// A first delivery within range, the common case: no metadata to
+		// decode.
+		return r.admitEvent(ctx, m, nil)
+	}
 	meta, err := m.Metadata()
 	if err == nil && r.route.UntilSeq > 0 && meta.Sequence.Stream > r.route.UntilSeq {
 		// Past the end of a replay: not ours to deliver.
@@ -255,15 +260,26 @@ func (r *runner) admit(ctx context.Context, m jetstream.Msg) (ev delivery.Event,
 		}
 		return delivery.Event{}, nil, false
 	}
-	r.stats.received.Add(1)
-	r.in.received.Add(ctx, 1, r.addAttrs...)
 	if err == nil && meta.NumDelivered > 1 {
 		if meta.NumDelivered > uint64(r.cfg.MaxDeliveries) {
+			r.countReceived(ctx)
 			r.deadLetter(ctx, m, reasonUndeliverable, errUndeliverable(meta.NumDelivered))
 			return delivery.Event{}, nil, false
 		}
 		md = meta
 	}
+	return r.admitEvent(ctx, m, md)
+}
+
+func (r *runner) countReceived(ctx context.Context) {
+	r.stats.received.Add(1)
+	r.in.received.Add(ctx, 1, r.addAttrs...)
+}
+
+// admitEvent is the rest of admit, for a message in range and under its
+// delivery limit; md is its metadata when it came back at least once.
+func (r *runner) admitEvent(ctx context.Context, m jetstream.Msg, md *jetstream.MsgMetadata) (delivery.Event, *jetstream.MsgMetadata, bool) {
+	r.countReceived(ctx)
 	if r.limiter != nil {
 		if err := r.limiter.Wait(ctx); err != nil {
 			_ = m.Nak()
