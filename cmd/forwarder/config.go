@@ -38,7 +38,7 @@ func (h *hecFlags) bind(s *cliflag.Set) {
 	s.String(&h.sourceType, "hec-sourcetype", "HUNTRESS_HEC_SOURCETYPE", huntress.DefaultSourceType, "envelope sourcetype field")
 	s.String(&h.index, "hec-index", "HUNTRESS_HEC_INDEX", "", "envelope index field (default: the token's index)")
 	s.Int(&h.gzipThreshold, "hec-gzip-threshold", "HUNTRESS_HEC_GZIP_THRESHOLD", huntress.DefaultGzipThreshold, "gzip request bodies of at least this many bytes; negative disables gzip")
-	s.Int(&h.gzipLevel, "hec-gzip-level", "HUNTRESS_HEC_GZIP_LEVEL", huntress.DefaultGzipLevel, "gzip level: 1 (fastest) to 9 (smallest), or -2 for Huffman-only (half the CPU of 1, about a third more bytes)")
+	s.Int(&h.gzipLevel, "hec-gzip-level", "HUNTRESS_HEC_GZIP_LEVEL", huntress.DefaultGzipLevel, "gzip level: 1 (fastest) to 9 (smallest), or -2 for Huffman-only (less CPU here, nearly twice the bytes on the wire)")
 	s.Duration(&h.timeout, "hec-timeout", "HUNTRESS_HEC_TIMEOUT", huntress.DefaultTimeout, "timeout of one HEC request")
 	s.Bool(&h.allowInsecureHTTP, "allow-insecure-http", "FORWARDER_ALLOW_INSECURE_HTTP", false, "allow http:// HEC URLs to hosts other than loopback")
 	h.tls.bind(s)
