@@ -1,14 +1,12 @@
 package faults
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/ezssh/siem-forwarder/internal/testbin"
 )
 
 // The binaries TestMain built.
@@ -28,50 +26,22 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	root, err := moduleRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "faults:", err)
-		return 1
-	}
 	var race []string
 	if raceEnabled {
 		race = []string{"-race"}
 	}
-	for _, b := range []struct {
-		bin  *string
-		name string
-		pkg  string
-		race []string
-	}{
-		// nats-server is a dependency, not the code under test.
-		{&natsServerBin, "nats-server", "github.com/nats-io/nats-server/v2", nil},
-		{&forwarderBin, "forwarder", "./cmd/forwarder", race},
-		{&collectorBin, "collector", "./cmd/collector", race},
-	} {
-		out := filepath.Join(dir, b.name)
-		args := append(append([]string{"build"}, b.race...), "-o", out, b.pkg)
-		start := time.Now()
-		cmd := exec.Command("go", args...)
-		cmd.Dir = root
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "faults: go %s: %v\n%s", strings.Join(args, " "), err, msg)
-			return 1
-		}
-		fmt.Fprintf(os.Stderr, "faults: built %s in %v\n", b.name, time.Since(start).Round(time.Millisecond))
-		*b.bin = out
-	}
-	return m.Run()
-}
-
-// moduleRoot is the folder of the go.mod this package belongs to.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	start := time.Now()
+	bins, err := testbin.Build(dir,
+		// nats-server is a dependency, not the code under test: no -race.
+		testbin.Target{Name: "nats-server", Pkg: "github.com/nats-io/nats-server/v2"},
+		testbin.Target{Name: "forwarder", Pkg: "./cmd/forwarder", Flags: race},
+		testbin.Target{Name: "collector", Pkg: "./cmd/collector", Flags: race},
+	)
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
+		fmt.Fprintln(os.Stderr, "faults:", err)
+		return 1
 	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("go env GOMOD: not inside a module")
-	}
-	return filepath.Dir(gomod), nil
+	fmt.Fprintf(os.Stderr, "faults: built nats-server, forwarder and collector in %v\n", time.Since(start).Round(time.Millisecond))
+	natsServerBin, forwarderBin, collectorBin = bins["nats-server"], bins["forwarder"], bins["collector"]
+	return m.Run()
 }
