@@ -6,30 +6,18 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ezssh/siem-forwarder/internal/embedded"
+	"github.com/ezssh/siem-forwarder/internal/embedded/embeddedtest"
 )
 
 // startJS starts an embedded JetStream server for the test and returns a
 // JetStream context connected to it.
 func startJS(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	s, err := embedded.Start(embedded.Config{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Shutdown)
-	nc, err := nats.Connect(s.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := embeddedtest.Start(t, embedded.Config{NoSync: true})
+	_, js := embeddedtest.Connect(t, s.URL())
 	return js
 }
 

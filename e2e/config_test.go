@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ezssh/siem-forwarder/internal/embedded"
+	"github.com/ezssh/siem-forwarder/internal/embedded/embeddedtest"
 )
 
 // TestBadConfigExitsTwo checks that each bad setting stops the forwarder
@@ -109,11 +110,7 @@ func TestHealthEndpoints(t *testing.T) {
 	if got := status("/healthz"); got != http.StatusOK {
 		t.Errorf("/healthz %d with NATS down, want 200: the process is up", got)
 	}
-	srv, err := embedded.Start(embedded.Config{Port: port, StoreDir: ns.dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := embeddedtest.Start(t, embedded.Config{Port: port, StoreDir: ns.dir})
 	eventually(t, 30*time.Second, "/readyz 200 after NATS came back", func() bool {
 		fw.mustRun(t)
 		return status("/readyz") == http.StatusOK

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ezssh/siem-forwarder/audit"
 	"github.com/ezssh/siem-forwarder/internal/embedded"
+	"github.com/ezssh/siem-forwarder/internal/embedded/embeddedtest"
 	"github.com/ezssh/siem-forwarder/internal/huntress"
 )
 
@@ -29,11 +30,7 @@ type natsServer struct {
 func startNATS(t *testing.T) *natsServer {
 	t.Helper()
 	dir := t.TempDir()
-	srv, err := embedded.Start(embedded.Config{StoreDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := embeddedtest.Start(t, embedded.Config{StoreDir: dir})
 	return connectNATS(t, srv, dir)
 }
 
@@ -41,15 +38,7 @@ func startNATS(t *testing.T) *natsServer {
 // the audit stream exists.
 func connectNATS(t *testing.T, srv *embedded.Server, dir string) *natsServer {
 	t.Helper()
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := embeddedtest.Connect(t, srv.URL())
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if _, err := audit.EnsureStream(ctx, js, audit.StreamOptions{}); err != nil {

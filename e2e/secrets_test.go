@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ezssh/siem-forwarder/audit"
+	"github.com/ezssh/siem-forwarder/internal/embedded/embeddedtest"
 	"github.com/ezssh/siem-forwarder/internal/pipeline"
 )
 
@@ -491,15 +492,7 @@ func startNATSWithPassword(t *testing.T) (*natsServer, string) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 	})
-	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(leakNATSUser, leakNATSPass))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := embeddedtest.Connect(t, srv.ClientURL(), nats.UserInfo(leakNATSUser, leakNATSPass))
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if _, err := audit.EnsureStream(ctx, js, audit.StreamOptions{}); err != nil {

@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ezssh/siem-forwarder/audit"
 	"github.com/ezssh/siem-forwarder/internal/cliflag"
 	"github.com/ezssh/siem-forwarder/internal/embedded"
+	"github.com/ezssh/siem-forwarder/internal/embedded/embeddedtest"
 	"github.com/ezssh/siem-forwarder/internal/generate"
 )
 
@@ -27,20 +27,8 @@ func server(t *testing.T) (string, jetstream.JetStream) {
 	for _, v := range []string{"NATS_URL", "NATS_CREDS", "NATS_NKEY", "NATS_USER", "NATS_PASSWORD", "NATS_CA", "NATS_CERT", "NATS_KEY"} {
 		t.Setenv(v, "")
 	}
-	s, err := embedded.Start(embedded.Config{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Shutdown)
-	nc, err := nats.Connect(s.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := embeddedtest.Start(t, embedded.Config{NoSync: true})
+	_, js := embeddedtest.Connect(t, s.URL())
 	return s.URL(), js
 }
 

@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ezssh/siem-forwarder/audit"
 	"github.com/ezssh/siem-forwarder/internal/embedded"
+	"github.com/ezssh/siem-forwarder/internal/embedded/embeddedtest"
 	"github.com/ezssh/siem-forwarder/internal/huntress"
 	"github.com/ezssh/siem-forwarder/internal/notify"
 	"github.com/ezssh/siem-forwarder/internal/notify/smtptest"
@@ -49,11 +49,7 @@ type fleet struct {
 
 func startFleet(t *testing.T, instances int, reject func([]byte) bool) *fleet {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Config{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := embeddedtest.Start(t, embedded.Config{})
 	f := &fleet{delivered: map[string]int{}}
 	f.js = connect(t, srv.URL())
 	if _, err := audit.EnsureStream(context.Background(), f.js, audit.StreamOptions{}); err != nil {
@@ -171,15 +167,7 @@ func pipelineConfig() pipeline.Config {
 
 func connect(t *testing.T, url string) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := embeddedtest.Connect(t, url)
 	return js
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ezssh/siem-forwarder/internal/embedded"
+	"github.com/ezssh/siem-forwarder/internal/embedded/embeddedtest"
 	"github.com/ezssh/siem-forwarder/internal/notify"
 	"github.com/ezssh/siem-forwarder/internal/notify/smtptest"
 	"github.com/ezssh/siem-forwarder/internal/notifyfeed"
@@ -21,11 +22,7 @@ import (
 
 func startServer(t *testing.T) string {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Config{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := embeddedtest.Start(t, embedded.Config{})
 	return srv.URL()
 }
 

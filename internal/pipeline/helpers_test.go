@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ezssh/siem-forwarder/audit"
 	"github.com/ezssh/siem-forwarder/internal/embedded"
+	"github.com/ezssh/siem-forwarder/internal/embedded/embeddedtest"
 	"github.com/ezssh/siem-forwarder/internal/huntress"
 	"github.com/ezssh/siem-forwarder/internal/pipeline"
 )
@@ -23,20 +23,8 @@ const testToken = "11111111-2222-3333-4444-555555555555"
 // a stream that exists.
 func startJetStream(t testing.TB) jetstream.JetStream {
 	t.Helper()
-	srv, err := embedded.Start(embedded.Config{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := embeddedtest.Start(t, embedded.Config{})
+	_, js := embeddedtest.Connect(t, srv.URL())
 	if _, err := audit.EnsureStream(context.Background(), js, audit.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
