@@ -13,7 +13,6 @@ import (
 
 	"github.com/ezssh/siem-forwarder/audit"
 	"github.com/ezssh/siem-forwarder/internal/cliflag"
-	"github.com/ezssh/siem-forwarder/internal/natsconn"
 	"github.com/ezssh/siem-forwarder/internal/pipeline"
 )
 
@@ -37,9 +36,6 @@ The commands connect to NATS_URL (default nats://127.0.0.1:4222, the embedded
 server of a forwarder running on this machine); they never start a server.
 Run "forwarder dlq COMMAND --help" for a command's flags.
 `
-
-// dlqDefaultURL is where the forwarder's embedded server listens by default.
-const dlqDefaultURL = "nats://127.0.0.1:4222"
 
 // Dead-letter reasons, as written by the pipeline in pipeline.HeaderReason.
 var dlqReasons = []string{"invalid", "rejected", "undeliverable"}
@@ -69,40 +65,27 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // dlqConn are the connection settings every dlq command takes.
 type dlqConn struct {
-	nats   natsconn.Options
+	adminConn
 	stream string
 }
 
 func (c *dlqConn) bind(s *cliflag.Set) {
-	c.nats.Bind(s)
-	// The dlq commands never start a server: they talk to the forwarder's.
-	c.nats.URL = dlqDefaultURL
-	if f := s.FlagSet().Lookup("nats-url"); f != nil {
-		f.DefValue = dlqDefaultURL
-		f.Usage = "NATS server URL(s), comma-separated"
-	}
+	c.adminConn.bind(s)
 	s.String(&c.stream, "dlq-stream", "FORWARDER_DLQ_STREAM", "EZSSH_AUDIT_DLQ", "JetStream stream of dead letters")
 }
 
 func (c *dlqConn) validate() error {
-	if c.nats.URL == "" {
-		c.nats.URL = dlqDefaultURL
-	}
 	if c.stream == "" {
 		return cliflag.Usagef("--dlq-stream (FORWARDER_DLQ_STREAM) must not be empty")
 	}
-	return c.nats.Validate()
+	return c.adminConn.validate()
 }
 
 // open connects and looks up the dead-letter stream. The caller closes the
 // connection.
 func (c *dlqConn) open(ctx context.Context, stderr io.Writer) (*connection, jetstream.Stream, error) {
-	log := newLogger(stderr, "warn", "text").With("component", "dlq")
-	conn, err := connect(ctx, c.nats, "", "", "ezssh-forwarder-dlq", log)
+	conn, err := c.connect(ctx, stderr, "dlq")
 	if err != nil {
-		if c.nats.URL == dlqDefaultURL {
-			return nil, nil, fmt.Errorf("%w (is a forwarder running on this machine? if not, set NATS_URL or --nats-url)", err)
-		}
 		return nil, nil, err
 	}
 	s, err := conn.js.Stream(ctx, c.stream)

@@ -227,11 +227,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	log := newLogger(stderr, f.logLevel, f.logFormat).With("component", "replay")
-	conn, err := connect(ctx, f.conn.nats, "", "", "ezssh-forwarder-replay", log)
+	conn, err := f.conn.connectLog(ctx, log, "replay")
 	if err != nil {
-		if f.conn.nats.URL == dlqDefaultURL {
-			return fmt.Errorf("%w (is a forwarder running on this machine? if not, set NATS_URL or --nats-url)", err)
-		}
 		return err
 	}
 	defer conn.close()

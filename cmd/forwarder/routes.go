@@ -13,7 +13,6 @@ import (
 
 	"github.com/ezssh/siem-forwarder/audit"
 	"github.com/ezssh/siem-forwarder/internal/cliflag"
-	"github.com/ezssh/siem-forwarder/internal/natsconn"
 	"github.com/ezssh/siem-forwarder/internal/routes"
 )
 
@@ -78,38 +77,22 @@ func runRoutes(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // routesConn are the connection settings every routes command takes.
 type routesConn struct {
-	nats natsconn.Options
+	adminConn
 }
 
-func (c *routesConn) bind(s *cliflag.Set) {
-	c.nats.Bind(s)
-	// Like the dlq commands, these never start a server: they talk to the
-	// forwarder's.
-	c.nats.URL = dlqDefaultURL
-	if f := s.FlagSet().Lookup("nats-url"); f != nil {
-		f.DefValue = dlqDefaultURL
-		f.Usage = "NATS server URL(s), comma-separated"
-	}
-}
-
-func (c *routesConn) validate() error {
-	if c.nats.URL == "" {
-		c.nats.URL = dlqDefaultURL
-	}
-	return c.nats.Validate()
-}
-
-// connect connects to NATS. The caller closes the connection.
-func (c *routesConn) connect(ctx context.Context, stderr io.Writer) (*connection, error) {
-	log := newLogger(stderr, "warn", "text").With("component", "routes")
-	conn, err := connect(ctx, c.nats, "", "", "ezssh-forwarder-routes", log)
+// open connects and looks up the routes bucket (errNoBucket when there is
+// none). The caller closes the connection.
+func (c *routesConn) open(ctx context.Context, stderr io.Writer) (*connection, jetstream.KeyValue, error) {
+	conn, err := c.connect(ctx, stderr, "routes")
 	if err != nil {
-		if c.nats.URL == dlqDefaultURL {
-			return nil, fmt.Errorf("%w (is a forwarder running on this machine? if not, set NATS_URL or --nats-url)", err)
-		}
-		return nil, err
+		return nil, nil, err
 	}
-	return conn, nil
+	kv, err := routesBucket(ctx, conn.js)
+	if err != nil {
+		conn.close()
+		return nil, nil, err
+	}
+	return conn, kv, nil
 }
 
 // errNoBucket says the bucket does not exist: no route was ever set.

@@ -112,7 +112,7 @@ func runRoutesList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := cf.validate(); err != nil {
 		return err
 	}
-	conn, err := c.connect(ctx, stderr)
+	conn, err := c.connect(ctx, stderr, "routes")
 	if err != nil {
 		return err
 	}
@@ -193,15 +193,11 @@ func runRoutesGet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	conn, err := c.connect(ctx, stderr)
+	conn, kv, err := c.open(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	defer conn.close()
-	kv, err := routesBucket(ctx, conn.js)
-	if err != nil {
-		return err
-	}
 	r, err := getRoute(ctx, kv, sub)
 	if err != nil {
 		return err

@@ -114,7 +114,7 @@ func routesRewind(ctx context.Context, args []string, confirm io.Reader, stdout,
 		return cliflag.Usagef("routes rewind moves where %s delivers from: pass --yes to confirm (stdin is not a terminal to ask), or --dry-run to look first", tgt.desc)
 	}
 
-	conn, err := c.connect(ctx, stderr)
+	conn, err := c.connect(ctx, stderr, "routes")
 	if err != nil {
 		return err
 	}

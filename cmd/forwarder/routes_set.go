@@ -153,7 +153,7 @@ func runRoutesSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return e, nil
 	}
 
-	conn, err := c.connect(ctx, stderr)
+	conn, err := c.connect(ctx, stderr, "routes")
 	if err != nil {
 		return err
 	}
@@ -229,15 +229,11 @@ func runRoutesEnable(ctx context.Context, args []string, stdout, stderr io.Write
 	if help || err != nil {
 		return err
 	}
-	conn, err := c.connect(ctx, stderr)
+	conn, kv, err := c.open(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	defer conn.close()
-	kv, err := routesBucket(ctx, conn.js)
-	if err != nil {
-		return err
-	}
 	_, rev, err := updateRoute(ctx, kv, sub, func(cur *routeEntry) (*routes.Entry, error) {
 		switch {
 		case cur == nil:
@@ -277,15 +273,11 @@ func runRoutesDelete(ctx context.Context, args []string, stdout, stderr io.Write
 	if help || err != nil {
 		return err
 	}
-	conn, err := c.connect(ctx, stderr)
+	conn, kv, err := c.open(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	defer conn.close()
-	kv, err := routesBucket(ctx, conn.js)
-	if err != nil {
-		return err
-	}
 	for range 5 {
 		cur, err := getRoute(ctx, kv, sub)
 		if err != nil {

@@ -40,15 +40,11 @@ func runRoutesTest(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := tlsf.check(); err != nil {
 		return err
 	}
-	conn, err := c.connect(ctx, stderr)
+	conn, kv, err := c.open(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	defer conn.close()
-	kv, err := routesBucket(ctx, conn.js)
-	if err != nil {
-		return err
-	}
 	r, err := getRoute(ctx, kv, sub)
 	if err != nil {
 		return err

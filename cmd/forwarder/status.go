@@ -141,12 +141,8 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if f.dlqStream == "" {
 		return cliflag.Usagef("--dlq-stream (FORWARDER_DLQ_STREAM) must not be empty")
 	}
-	log := newLogger(stderr, "warn", "text").With("component", "status")
-	conn, err := connect(ctx, f.conn.nats, "", "", "ezssh-forwarder-status", log)
+	conn, err := f.conn.connect(ctx, stderr, "status")
 	if err != nil {
-		if f.conn.nats.URL == dlqDefaultURL {
-			return fmt.Errorf("%w (is a forwarder running on this machine? if not, set NATS_URL or --nats-url)", err)
-		}
 		return err
 	}
 	defer conn.close()
