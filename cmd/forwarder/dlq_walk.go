@@ -108,7 +108,7 @@ func walkDeadLetters(ctx context.Context, s jetstream.Stream, f *dlqFilter, o dl
 		return nil
 	}
 	for {
-		m, err := dlqNext(ctx, it, cons)
+		m, err := walkNext(ctx, it, cons, "dead-letter stream")
 		if err != nil || m == nil {
 			return err
 		}
@@ -149,8 +149,9 @@ func walkDeadLetters(ctx context.Context, s jetstream.Stream, f *dlqFilter, o dl
 // may have been deleted meanwhile (by another dlq run, or aged out).
 const dlqWalkIdle = 3 * time.Second
 
-// dlqNext returns the next message, or nil when none is left to deliver.
-func dlqNext(ctx context.Context, it jetstream.MessagesContext, cons jetstream.Consumer) (jetstream.Msg, error) {
+// walkNext returns the next message of a walk over a stream (named in
+// errors by what), or nil when none is left to deliver.
+func walkNext(ctx context.Context, it jetstream.MessagesContext, cons jetstream.Consumer, what string) (jetstream.Msg, error) {
 	for {
 		nctx, cancel := context.WithTimeout(ctx, dlqWalkIdle)
 		m, err := it.Next(jetstream.NextContext(nctx))
@@ -159,11 +160,11 @@ func dlqNext(ctx context.Context, it jetstream.MessagesContext, cons jetstream.C
 			return m, nil
 		}
 		if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("dead-letter stream: read: %w", err)
+			return nil, fmt.Errorf("%s: read: %w", what, err)
 		}
 		info, err := cons.Info(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("dead-letter stream: read: %w", err)
+			return nil, fmt.Errorf("%s: read: %w", what, err)
 		}
 		if info.NumPending == 0 {
 			return nil, nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -107,7 +106,7 @@ func (r *replayer) scan(ctx context.Context) (*replayTally, error) {
 	}
 	defer it.Stop()
 	for {
-		m, err := replayNext(ctx, it, cons)
+		m, err := walkNext(ctx, it, cons, "audit stream")
 		if err != nil || m == nil {
 			return t, err
 		}
@@ -128,29 +127,6 @@ func (r *replayer) scan(ctx context.Context) (*replayTally, error) {
 		t.last = md.Timestamp
 		if md.NumPending == 0 || md.Sequence.Stream == r.p.EndSeq {
 			return t, nil
-		}
-	}
-}
-
-// replayNext returns the next message, or nil when none is left (events
-// counted as pending may have aged out of the stream meanwhile).
-func replayNext(ctx context.Context, it jetstream.MessagesContext, cons jetstream.Consumer) (jetstream.Msg, error) {
-	for {
-		nctx, cancel := context.WithTimeout(ctx, dlqWalkIdle)
-		m, err := it.Next(jetstream.NextContext(nctx))
-		cancel()
-		if err == nil {
-			return m, nil
-		}
-		if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("audit stream: read: %w", err)
-		}
-		info, err := cons.Info(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("audit stream: read: %w", err)
-		}
-		if info.NumPending == 0 {
-			return nil, nil
 		}
 	}
 }
