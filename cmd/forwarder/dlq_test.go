@@ -594,15 +594,7 @@ func TestDLQRedriveRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- fw.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	runPipeline(t, fw)
 	dlqEventually(t, 10*time.Second, "forwarder ready", fw.Ready)
 
 	received := func(id string) int {

@@ -45,15 +45,7 @@ func startRewindEnv(t *testing.T) *rewindEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- fw.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	runPipeline(t, fw)
 	dlqEventually(t, 20*time.Second, "every event delivered once", func() bool {
 		return e.sub.unique() == len(e.ids("sub-a")) && e.global.unique() == len(e.events)
 	})

@@ -110,9 +110,8 @@ type instanceStatus struct {
 
 // statusFlags are the flags of forwarder status.
 type statusFlags struct {
-	conn      routesConn
+	conn      dlqConn // the NATS settings and --dlq-stream
 	consumers routesConsumerFlags
-	dlqStream string
 	asJSON    bool
 }
 
@@ -122,7 +121,6 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	f.conn.bind(s)
 	f.consumers.bind(s)
 	s.Bool(&f.asJSON, "json", "", false, "print one JSON document instead of tables")
-	s.String(&f.dlqStream, "dlq-stream", "FORWARDER_DLQ_STREAM", "EZSSH_AUDIT_DLQ", "JetStream stream of dead letters")
 	if err := s.Parse(args); err != nil {
 		if isHelp(err) {
 			return nil
@@ -138,15 +136,12 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := f.consumers.validate(); err != nil {
 		return err
 	}
-	if f.dlqStream == "" {
-		return cliflag.Usagef("--dlq-stream (FORWARDER_DLQ_STREAM) must not be empty")
-	}
 	conn, err := f.conn.connect(ctx, stderr, "status")
 	if err != nil {
 		return err
 	}
 	defer conn.close()
-	rep, err := gatherStatus(ctx, conn.js, f.consumers.stream, f.dlqStream, f.consumers.consumer, time.Now())
+	rep, err := gatherStatus(ctx, conn.js, f.consumers.stream, f.conn.stream, f.consumers.consumer, time.Now())
 	if err != nil {
 		return err
 	}
