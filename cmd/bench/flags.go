@@ -31,6 +31,22 @@ type options struct {
 	keepLogs        bool          // keep the forwarder logs after a successful run
 	cpuProfile      string        // write the bench process's CPU profile here
 	runs            int           // rounds of phases a, b and d; each reports its median
+	forwarderEnv    envFlag       // extra KEY=value settings of every forwarder
+	forwarderProf   string        // write the phase-b forwarder's CPU profile here
+}
+
+// envFlag is a repeatable KEY=value flag.
+type envFlag []string
+
+func (e *envFlag) String() string { return strings.Join(*e, " ") }
+
+func (e *envFlag) Set(v string) error {
+	k, _, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want KEY=value, e.g. HUNTRESS_HEC_GZIP_LEVEL=6")
+	}
+	*e = append(*e, v)
+	return nil
 }
 
 // fsyncFlag is --fsync: true (the product's sync_interval: always), false
@@ -112,6 +128,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.hecTimeout, "hec-timeout", 0, "HUNTRESS_HEC_TIMEOUT of the forwarder in phase i, how long a hanging HEC holds a request (default: the forwarder's, 30s)")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the forwarders' logs after a successful run too (their folder is printed on stderr)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (nats-server, collector, bare consumer) to this file; the forwarder's own comes from its --pprof")
+	fs.Var(&o.forwarderEnv, "forwarder-env", "a setting for every forwarder, KEY=value as in its environment (repeatable), to compare settings: --forwarder-env HUNTRESS_HEC_GZIP_THRESHOLD=-1")
+	fs.StringVar(&o.forwarderProf, "forwarder-cpuprofile", "", "write a CPU profile of the phase-b forwarder, taken from its --pprof while it drains, to this file, and its allocations to FILE.allocs (the last round's with --runs)")
 	fs.Var(&o.fsync, "fsync", "embedded server fsyncs before it acknowledges (sync_interval: always, as shipped): true, false (embedded.Config.NoSync) or both")
 	if err := fs.Parse(args); err != nil {
 		return o, err

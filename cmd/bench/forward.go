@@ -28,16 +28,32 @@ func (b *bench) forward(ctx context.Context, phase string, fsync bool, n int, re
 	defer col.Close()
 
 	b.logf("phase %s: draining with %d forwarder(s)", phase, n)
+	var env []string
+	var prof *profiler
+	if n == 1 && b.opts.forwarderProf != "" {
+		if prof, err = newProfiler(b.opts.forwarderProf); err != nil {
+			return nil, err
+		}
+		env = prof.env()
+	}
 	start, cpu0 := time.Now(), selfCPU()
-	fl, err := startFleet(ctx, b.bin, b.logDir, phase, n, st.url(), col.URL())
+	fl, err := b.startFleet(ctx, phase, n, st.url(), col.URL(), env...)
 	if err != nil {
 		return nil, err
 	}
 	defer fl.kill()
+	if prof != nil {
+		go prof.run(ctx)
+	}
 	if err := col.waitFor(ctx, len(b.bodies), b.opts.drainTimeout, fl.exited); err != nil {
 		return nil, fl.explain(err)
 	}
 	took, benchCPU := time.Since(start), selfCPU()-cpu0
+	if prof != nil {
+		if err := prof.wait(); err != nil {
+			res.Warnings = append(res.Warnings, "phase "+phase+": forwarder CPU profile: "+err.Error())
+		}
+	}
 	stats, err := fl.stop()
 	if err != nil {
 		return nil, err

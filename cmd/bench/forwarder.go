@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,8 +65,11 @@ type procStats struct {
 // startFleet starts n forwarders on the same consumer, pointed at natsURL
 // and the collector at hecURL: their global route. An empty hecURL starts
 // them without one, with only the subscription routes of the bucket
-// EZSSH_SIEM. env adds settings (KEY=value). Their logs go to logDir.
-func startFleet(ctx context.Context, bin, logDir, phase string, n int, natsURL, hecURL string, env ...string) (*fleet, error) {
+// EZSSH_SIEM. env adds settings (KEY=value) after those of --forwarder-env.
+// Their logs go to the bench's log folder.
+func (b *bench) startFleet(ctx context.Context, phase string, n int, natsURL, hecURL string, env ...string) (*fleet, error) {
+	bin, logDir := b.bin, b.logDir
+	env = append(slices.Clone(b.opts.forwarderEnv), env...)
 	f := &fleet{exited: make(chan struct{})}
 	for i := range n {
 		name := fmt.Sprintf("forwarder-%s%d", phase, i+1)

@@ -31,7 +31,7 @@ func (b *bench) latency(ctx context.Context, fsync bool, res *Results) (*Latency
 		return nil, err
 	}
 	defer col.Close()
-	fl, err := startFleet(ctx, b.bin, b.logDir, name, 1, st.url(), col.URL())
+	fl, err := b.startFleet(ctx, name, 1, st.url(), col.URL())
 	if err != nil {
 		return nil, err
 	}

@@ -104,7 +104,7 @@ func (b *bench) routeScale(ctx context.Context, fsync bool, res *Results) (*Rout
 
 	b.logf("phase %s: draining with one forwarder and %d routes", name, n)
 	start, cpu0 := time.Now(), selfCPU()
-	fl, err := startFleet(ctx, b.bin, b.logDir, name, 1, st.url(), "")
+	fl, err := b.startFleet(ctx, name, 1, st.url(), "")
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +251,7 @@ func (b *bench) isolationRun(ctx context.Context, fsync bool, fault int32) (*Iso
 	}
 	b.logf("phase %s: draining with one forwarder, the first route's HEC failing with %s", name, faultName(fault))
 	start, cpu0 := time.Now(), selfCPU()
-	fl, err := startFleet(ctx, b.bin, b.logDir, name, 1, st.url(), "", env...)
+	fl, err := b.startFleet(ctx, name, 1, st.url(), "", env...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+// profiler takes a CPU profile of one forwarder while it drains, through the
+// forwarder's --pprof on an address picked for it.
+type profiler struct {
+	path string
+	addr string
+	done chan error
+}
+
+func newProfiler(path string) (*profiler, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return &profiler{path: path, addr: addr, done: make(chan error, 1)}, nil
+}
+
+// env are the forwarder settings that serve the profiler on p's address;
+// they come after the bench's own FORWARDER_HTTP_ADDR, and the last one wins.
+func (p *profiler) env() []string {
+	return []string{"FORWARDER_PPROF=true", "FORWARDER_HTTP_ADDR=" + p.addr}
+}
+
+// run waits for the forwarder to serve, then profiles its CPU for 2 seconds,
+// about the drain of the default backlog, and then writes its allocations
+// since start next to that, with the suffix .allocs.
+func (p *profiler) run(ctx context.Context) {
+	p.done <- p.profile(ctx)
+}
+
+func (p *profiler) profile(ctx context.Context) error {
+	base := "http://" + p.addr
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := fetch(base+"/debug/pprof/profile?seconds=2", p.path); err != nil {
+		return err
+	}
+	return fetch(base+"/debug/pprof/allocs", p.path+".allocs")
+}
+
+// fetch writes what GET url returns to path.
+func fetch(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// wait returns once the profile is written, or failed.
+func (p *profiler) wait() error { return <-p.done }
