@@ -40,6 +40,14 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, b...)
 }
 
+// maxEpochLen is the longest time appendEpoch writes: "-62135596800.000".
+const maxEpochLen = 16
+
+// size is an upper bound of the bytes append adds for body.
+func (e *envelope) size(body []byte) int {
+	return len(envelopePrefix) + maxEpochLen + len(e.middle) + len(body) + 1
+}
+
 // append appends ev's envelope to dst: the event body is copied byte for byte,
 // never decoded. A zero ev.Time means now.
 func (e *envelope) append(dst []byte, ev delivery.Event) []byte {
