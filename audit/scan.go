@@ -1,9 +1,9 @@
 package audit
 
 import (
-	"encoding/binary"
-	"math/bits"
 	"unicode/utf8"
+
+	"github.com/ezssh/siem-forwarder/internal/jsonscan"
 )
 
 // maxDepth bounds the nesting of arrays and objects, as encoding/json does, so
@@ -26,29 +26,6 @@ var strPlain = func() (t [256]bool) {
 	}
 	return t
 }()
-
-// A string is scanned 8 bytes at a time (SWAR): swarOnes*c is a word of c's.
-const (
-	swarOnes  = 0x0101010101010101
-	swarHighs = 0x8080808080808080
-)
-
-// special8 sets the high bit of each of the 8 bytes of x (read
-// little-endian) that is '"', '\\', a control character or part of a
-// multi-byte UTF-8 sequence: the bytes a string scan must look at. Bytes
-// above such a byte may be flagged too, but the lowest flagged byte is always
-// one of them, and an unflagged word holds none.
-func special8(x uint64) uint64 {
-	// A byte is below 0x20 when subtracting 0x20 borrows into its high bit
-	// while its own is clear; it equals c when x^c is below 1. A borrow
-	// only carries upwards from a byte that is itself below.
-	q := x ^ (swarOnes * '"')
-	b := x ^ (swarOnes * '\\')
-	special := (x - swarOnes*0x20) &^ x
-	special |= (q - swarOnes) &^ q
-	special |= (b - swarOnes) &^ b
-	return special | x
-}
 
 func (s *scanner) ws() {
 	for s.i < len(s.b) {
@@ -205,12 +182,12 @@ func (s *scanner) str() (escaped bool, err error) {
 	for i := s.i; i < len(b); {
 		if i+8 <= len(b) {
 			// Skip the plain bytes before the first one that needs a look.
-			m := special8(binary.LittleEndian.Uint64(b[i:])) & swarHighs
+			m := jsonscan.Special(b[i:], true)
 			if m == 0 {
 				i += 8
 				continue
 			}
-			i += bits.TrailingZeros64(m) >> 3
+			i += jsonscan.First(m)
 		}
 		c := b[i]
 		if strPlain[c] {

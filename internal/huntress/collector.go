@@ -236,8 +236,11 @@ func (c *Collector) readBody(r *http.Request) ([]byte, error) {
 		src = zr
 	}
 	var buf bytes.Buffer
-	if r.ContentLength > 0 && r.ContentLength <= c.opts.MaxBodyBytes {
-		buf.Grow(int(r.ContentLength))
+	if size := r.ContentLength; size > 0 {
+		if src != r.Body {
+			size *= 2 // audit events gunzip to about 1.7 times their size
+		}
+		buf.Grow(int(min(size, c.opts.MaxBodyBytes) + bytes.MinRead))
 	}
 	n, err := buf.ReadFrom(io.LimitReader(src, c.opts.MaxBodyBytes+1))
 	if err != nil {

@@ -1,6 +1,10 @@
 package huntress
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/ezssh/siem-forwarder/internal/jsonscan"
+)
 
 // The collector splits request bodies with a small scanner instead of
 // encoding/json: on a two-core machine the collector shares the CPU with the
@@ -92,6 +96,17 @@ func skipString(b []byte, i int) (int, error) {
 		return 0, errMalformed
 	}
 	for i++; i < len(b); i++ {
+		for i+8 <= len(b) {
+			m := jsonscan.Special(b[i:], false)
+			if m != 0 {
+				i += jsonscan.First(m)
+				break
+			}
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		switch c := b[i]; {
 		case c == '"':
 			return i + 1, nil

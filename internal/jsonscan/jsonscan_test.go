@@ -1,37 +1,40 @@
-package audit
+package jsonscan
 
 import (
 	"encoding/binary"
-	"math/bits"
 	"math/rand/v2"
 	"testing"
 )
 
-// The lowest byte special8 flags must be the first byte the byte-wise table
-// refuses, and a word with no such byte must not be flagged at all: the
-// string scan skips to that byte, so a miss would let a quote or a control
-// character through and a false alarm below it would misplace the scan.
-func TestSpecial8FindsTheFirstByteToLookAt(t *testing.T) {
+// Special and First must find exactly the first byte a scanner has to look at: a
+// miss would let a quote or a control character through, and a false alarm
+// below it would misplace the scan.
+func TestSpecialFindsTheFirstByteToLookAt(t *testing.T) {
+	special := func(c byte, ascii bool) bool {
+		return c == '"' || c == '\\' || c < 0x20 || ascii && c >= 0x80
+	}
 	check := func(w [8]byte) {
 		t.Helper()
-		want := 8
-		for i, c := range w {
-			if !strPlain[c] {
-				want = i
-				break
+		for _, ascii := range []bool{true, false} {
+			want := 8
+			for i, c := range w {
+				if special(c, ascii) {
+					want = i
+					break
+				}
+			}
+			got := 8
+			if m := Special(w[:], ascii); m != 0 {
+				got = First(m)
+			}
+			if got != want {
+				t.Fatalf("Special(%q, ascii=%v) flags byte %d first, want %d", w[:], ascii, got, want)
 			}
 		}
-		got := 8
-		if m := special8(binary.LittleEndian.Uint64(w[:])) & swarHighs; m != 0 {
-			got = bits.TrailingZeros64(m) >> 3
-		}
-		if got != want {
-			t.Fatalf("special8(%q) flags byte %d first, want %d", w[:], got, want)
-		}
 	}
-	// Every byte value at every position, among plain neighbours at both
-	// ends of the plain range.
-	for _, fill := range []byte{' ', 'A', 0x7f, '!', '#', '[', ']'} {
+	// Every byte value at every position, among neighbours at both ends of
+	// the plain range.
+	for _, fill := range []byte{' ', 'A', 0x7f, '!', '#', '[', ']', 0x80, 0xa2, 0xdc, 0xff} {
 		for pos := range 8 {
 			for c := range 256 {
 				var w [8]byte
