@@ -21,7 +21,7 @@ func TestBenchSmall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	args := []string{"--events", "2000", "--latency-rate", "500", "--latency-duration", "2s", "--phases", "a,b,c,d,r,i", "--json",
+	args := []string{"--events", "2000", "--latency-rate", "500", "--latency-duration", "2s", "--phases", "a,f,b,c,d,r,i", "--json",
 		"--routes", "50", "--busy-routes", "5", "--route-events", "100", "--hec-timeout", "3s"}
 	if err := run(ctx, args, &stdout, &stderr); err != nil {
 		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
@@ -35,6 +35,9 @@ func TestBenchSmall(t *testing.T) {
 		"a drain rate":   rateOf(res.Ceiling),
 		"b drain rate":   rateOf(drainOf(res.Forwarder)),
 		"b ratio":        field(res.Forwarder, func(f *Forwarding) float64 { return f.RatioToCeiling }),
+		"f drain rate":   rateOf(res.Floor),
+		"f ratio to a":   res.FloorRatio,
+		"b ratio to f":   res.ForwarderFloorRatio,
 		"b CPU":          field(res.Forwarder, func(f *Forwarding) float64 { return float64(f.CPUSeconds) }),
 		"b peak RSS":     field(res.Forwarder, func(f *Forwarding) float64 { return float64(f.PeakRSSBytes) }),
 		"d drain rate":   rateOf(drainOf(res.ScaleOut)),
@@ -93,6 +96,10 @@ func TestBenchSmall(t *testing.T) {
 	if f := res.Forwarder; f != nil && f.Events != 2000 {
 		t.Errorf("phase b drained %d events, want 2000", f.Events)
 	}
+	// Phase f fails unless its collector received every event.
+	if f := res.Floor; f == nil || f.Events != 2000 {
+		t.Errorf("phase f results %+v, want 2000 events drained", f)
+	}
 	if len(res.Targets) != 9 {
 		t.Errorf("%d targets evaluated, want 9: %+v", len(res.Targets), res.Targets)
 	}
@@ -106,6 +113,7 @@ func TestBenchSmall(t *testing.T) {
 		regexp.MustCompile(`\(a\)[^\n]*\n(.*\n)*?    drain +[0-9.]+ s +[0-9,]+ events/s`),
 		regexp.MustCompile(`\(b\)[^\n]*\n(.*\n)*?    drain +[0-9.]+ s +[0-9,]+ events/s`),
 		regexp.MustCompile(`ratio b/a +[0-9.]+`),
+		regexp.MustCompile(`\(a\)[^\n]*\n(.*\n)*?\n\(f\) protocol floor[^\n]*\n(.*\n)*?    drain +[0-9.]+ s +[0-9,]+ events/s\n(.*\n)*?    ratio f/a +[0-9.]+ .*\n    ratio b/f +[0-9.]+ .*\n\n\(b\)`),
 		regexp.MustCompile(`forwarder CPU +[0-9.]+ s +[0-9.]+ CPU-s per 100k events`),
 		regexp.MustCompile(`peak RSS +[0-9.]+ MB`),
 		regexp.MustCompile(`end to end +p50 +[0-9.]+ ms +p90 +[0-9.]+ ms +p99 +[0-9.]+ ms +max +[0-9.]+ ms`),
@@ -161,6 +169,8 @@ func TestParseFlags(t *testing.T) {
 		{args: nil, phases: "abcd"},
 		{args: []string{"--phases", "b, D"}, phases: "bd"},
 		{args: []string{"--phases", "r,i"}, phases: "ri"},
+		{args: []string{"--phases", "a,f,b"}, phases: "afb"},
+		{args: []string{"--phases", "F"}, phases: "f"},
 		{args: []string{"--phases", "i", "--isolation-routes", "1"}, wantErr: true},
 		{args: []string{"--phases", "r", "--routes", "10", "--busy-routes", "20"}, wantErr: true},
 		{args: []string{"--phases", "e"}, wantErr: true},
@@ -184,6 +194,52 @@ func TestParseFlags(t *testing.T) {
 			}
 			if got != tc.phases {
 				t.Errorf("phases %q, want %q", got, tc.phases)
+			}
+		})
+	}
+}
+
+// TestDrainsBacklog checks which phases make the bench generate and drain
+// the shared backlog: phase f alone does.
+func TestDrainsBacklog(t *testing.T) {
+	for phases, want := range map[string]bool{"a": true, "f": true, "b": true, "d": true, "c": false, "r,i": false, "c,f": true} {
+		o, err := parseFlags([]string{"--phases", phases}, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := o.drainsBacklog(); got != want || o.needsBacklog() != want {
+			t.Errorf("--phases %s: drainsBacklog %v, needsBacklog %v; want %v", phases, got, o.needsBacklog(), want)
+		}
+	}
+}
+
+func TestForwarderEnvFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		wantErr bool
+		env     []string
+	}{
+		{args: nil},
+		{args: []string{"--forwarder-env", "HUNTRESS_HEC_GZIP_LEVEL=6"}, env: []string{"HUNTRESS_HEC_GZIP_LEVEL=6"}},
+		{args: []string{"--forwarder-env", "A=1", "--forwarder-env=B=x=y", "--forwarder-env", "C="}, env: []string{"A=1", "B=x=y", "C="}},
+		{args: []string{"--forwarder-env", "HUNTRESS_HEC_GZIP_LEVEL"}, wantErr: true},
+		{args: []string{"--forwarder-env", "=6"}, wantErr: true},
+		{args: []string{"--forwarder-env", "A=1", "--forwarder-env", "B"}, wantErr: true},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stderr bytes.Buffer
+			o, err := parseFlags(tc.args, &stderr)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), "KEY=value") {
+					t.Errorf("error %q does not say what the flag wants", err)
+				}
+				return
+			}
+			if !slices.Equal(o.forwarderEnv, tc.env) {
+				t.Errorf("forwarder env %q, want %q", o.forwarderEnv, tc.env)
 			}
 		})
 	}
@@ -241,8 +297,10 @@ func TestReportBothModes(t *testing.T) {
 	}
 	res := &Results{
 		Events: 1000, AvgEventBytes: 1400, Subscriptions: 5, CPUs: 2, Platform: "test",
-		Phases:  Phases{Fsync: true, Latency: lat(10), Publish: &Drain{Events: 1000, PublishSeconds: 1, PublishRate: 1000}},
-		NoFsync: &Phases{Fsync: false, Latency: lat(1), Publish: &Drain{Events: 1000, PublishSeconds: 0.1, PublishRate: 10_000}},
+		Phases: Phases{Fsync: true, Latency: lat(10), Publish: &Drain{Events: 1000, PublishSeconds: 1, PublishRate: 1000},
+			Floor: &Drain{Events: 1000, Seconds: 0.5, Rate: 2000, BenchCPUSeconds: 0.5}},
+		NoFsync: &Phases{Fsync: false, Latency: lat(1), Publish: &Drain{Events: 1000, PublishSeconds: 0.1, PublishRate: 10_000},
+			Ceiling: &Drain{Events: 1000, Seconds: 0.01, Rate: 100_000}, Floor: &Drain{Events: 1000, Seconds: 0.02, Rate: 50_000}, FloorRatio: 0.5},
 	}
 	res.evaluate()
 	if len(res.Targets) != 2 || res.Targets[0].Met || !res.Targets[1].Met {
@@ -262,10 +320,16 @@ func TestReportBothModes(t *testing.T) {
 		regexp.MustCompile(` +p99 +30\.00 ms +3\.00 ms +27\.00 ms`),
 		regexp.MustCompile(`end-to-end latency p99 \(no fsync\) +3\.00 ms +target ≤ 20\.00 ms +ok`),
 		regexp.MustCompile(`1 of 2 met`),
+		regexp.MustCompile(`\(f\) protocol floor[^\n]*\[fsync always\]\n(.*\n)*?    drain +0\.50 s +2,000 events/s\n(.*\n)*?    machine busy +50 %`),
+		regexp.MustCompile(`\(f\) protocol floor[^\n]*\[no fsync\]\n(.*\n)*?    drain +0\.02 s +50,000 events/s\n(.*\n)*?    ratio f/a +0\.50 `),
 	} {
 		if !want.MatchString(text) {
 			t.Errorf("report lacks %s:\n%s", want, text)
 		}
+	}
+	// No ratio to a phase that did not run.
+	if n := strings.Count(text, "ratio f/a"); n != 1 || strings.Contains(text, "ratio b/f") {
+		t.Errorf("report has %d f/a ratios (want 1, of the no-fsync mode) or a b/f one without phase b:\n%s", n, text)
 	}
 }
 

@@ -15,6 +15,19 @@ import (
 // ceiling is JetStream's and not the pull request's.
 const ceilingPull = 2000
 
+// bareConsumer is the configuration of the bench's own durable pull
+// consumers, phase (a)'s and phase (f)'s: explicit ack and the forwarder's
+// MaxAckPending.
+func bareConsumer(durable string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: 20_000,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+}
+
 // ceiling is phase (a): the rate at which a bare durable pull consumer in
 // this process drains the backlog, acking each message and doing nothing
 // else. Its consumer gets the forwarder's MaxAckPending, so the only
@@ -31,13 +44,7 @@ func (b *bench) ceiling(ctx context.Context, fsync bool) (*Drain, error) {
 	if err != nil {
 		return nil, err
 	}
-	cons, err := st.js.CreateOrUpdateConsumer(ctx, audit.StreamName, jetstream.ConsumerConfig{
-		Durable:       "bench-ceiling",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
-		MaxAckPending: 20_000,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	cons, err := st.js.CreateOrUpdateConsumer(ctx, audit.StreamName, bareConsumer("bench-ceiling"))
 	if err != nil {
 		return nil, err
 	}

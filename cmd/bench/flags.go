@@ -30,7 +30,7 @@ type options struct {
 	hecTimeout      time.Duration // HUNTRESS_HEC_TIMEOUT of phase i; 0: the forwarder's default
 	keepLogs        bool          // keep the forwarder logs after a successful run
 	cpuProfile      string        // write the bench process's CPU profile here
-	runs            int           // rounds of phases a, b and d; each reports its median
+	runs            int           // rounds of phases a, f, b and d; each reports its median
 	forwarderEnv    envFlag       // extra KEY=value settings of every forwarder
 	forwarderProf   string        // write the phase-b forwarder's CPU profile here
 }
@@ -93,7 +93,7 @@ func (f fsyncFlag) modes() []bool {
 }
 
 // allPhases are the phases in the order they run.
-var allPhases = []string{"a", "b", "c", "d", "r", "i"}
+var allPhases = []string{"a", "f", "b", "c", "d", "r", "i"}
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o := options{fsync: fsyncAlways}
@@ -103,16 +103,18 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./cmd/bench [flags]\n\n"+
 			"Phases: a = JetStream ceiling (bare pull consumer), b = one forwarder,\n"+
+			"f = protocol floor: a minimal pipeline in the bench (a's consumer, batches of 500,\n"+
+			"4 in flight, huntress.Client.Send to b's collector, ack after), informative,\n"+
 			"c = end-to-end latency at a steady rate, d = scale-out to several forwarders,\n"+
 			"r = subscription routes at scale (--routes routes, --busy-routes of them busy),\n"+
 			"i = isolation: --isolation-routes routes with a collector each, the first one\n"+
-			"failing (503, then hanging) while the others drain; r and i are not in the default.\n"+
+			"failing (503, then hanging) while the others drain; f, r and i are not in the default.\n"+
 			"--fsync=both runs each selected phase twice, with and without fsync, and\n"+
 			"sets the two side by side, e.g. --phases c --fsync=both.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	fs.IntVar(&o.events, "events", 200_000, "events in each backlog (phases a, b and d)")
-	fs.IntVar(&o.runs, "runs", 1, "rounds of phases a, b and d, interleaved; each phase reports its median round (a shared machine is noisy: 5 steadies the ratio)")
+	fs.IntVar(&o.events, "events", 200_000, "events in each backlog (phases a, f, b and d)")
+	fs.IntVar(&o.runs, "runs", 1, "rounds of phases a, f, b and d, interleaved; each phase reports its median round (a shared machine is noisy: 5 steadies the ratio)")
 	fs.IntVar(&o.latencyRate, "latency-rate", 2000, "events per second published in the latency phase")
 	fs.DurationVar(&o.latencyDuration, "latency-duration", 15*time.Second, "length of the latency phase (its first second is warm-up)")
 	fs.StringVar(&o.forwarder, "forwarder", "", "forwarder binary to run (default: build ./cmd/forwarder into a temporary folder)")
@@ -127,7 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.routeEvents, "route-events", 0, "backlog of each route in phase i (default --events / --isolation-routes)")
 	fs.DurationVar(&o.hecTimeout, "hec-timeout", 0, "HUNTRESS_HEC_TIMEOUT of the forwarder in phase i, how long a hanging HEC holds a request (default: the forwarder's, 30s)")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the forwarders' logs after a successful run too (their folder is printed on stderr)")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (nats-server, collector, bare consumer) to this file; the forwarder's own comes from its --pprof")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (nats-server, collector, bare consumer, floor pipeline) to this file; the forwarder's own comes from its --pprof")
 	fs.Var(&o.forwarderEnv, "forwarder-env", "a setting for every forwarder, KEY=value as in its environment (repeatable), to compare settings: --forwarder-env HUNTRESS_HEC_GZIP_THRESHOLD=-1")
 	fs.StringVar(&o.forwarderProf, "forwarder-cpuprofile", "", "write a CPU profile of the phase-b forwarder, taken from its --pprof while it drains, to this file, and its allocations to FILE.allocs (the last round's with --runs)")
 	fs.Var(&o.fsync, "fsync", "embedded server fsyncs before it acknowledges (sync_interval: always, as shipped): true, false (embedded.Config.NoSync) or both")
@@ -145,11 +147,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	for p := range strings.SplitSeq(phases, ",") {
 		p = strings.ToLower(strings.TrimSpace(p))
 		switch p {
-		case "a", "b", "c", "d", "r", "i":
+		case "a", "b", "c", "d", "f", "r", "i":
 			o.phases[p] = true
 		case "":
 		default:
-			errs = append(errs, fmt.Errorf("--phases: unknown phase %q (want a, b, c, d, r or i)", p))
+			errs = append(errs, fmt.Errorf("--phases: unknown phase %q (want a, b, c, d, f, r or i)", p))
 		}
 	}
 	if len(o.phases) == 0 {
@@ -195,7 +197,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 // drainsBacklog reports whether a phase that drains the shared backlog runs.
-func (o options) drainsBacklog() bool { return o.phases["a"] || o.phases["b"] || o.phases["d"] }
+func (o options) drainsBacklog() bool {
+	return o.phases["a"] || o.phases["f"] || o.phases["b"] || o.phases["d"]
+}
 
 // needsBacklog reports whether the backlog is generated: for a phase that
 // drains it, or, with --fsync=both, to time its publish in both modes.

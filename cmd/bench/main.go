@@ -5,6 +5,13 @@
 // forwarders sharing one consumer. Every phase gets a fresh fsync-always
 // embedded nats-server, so each drains an equal backlog.
 //
+// Phase (f), the protocol floor, not in the default, drains the same
+// backlog through a minimal pipeline in the bench process: phase (a)'s
+// consumer, batches of 500 with 4 in flight, huntress.Client.Send to phase
+// (b)'s collector and an ack after each accepted batch. It separates the
+// forwarder's own overhead (b/f) from what gzip, HTTP and the collector
+// cost on this machine (f/a): go run ./cmd/bench --phases a,f,b.
+//
 // Two phases, not in the default, measure subscription routes (the bucket
 // EZSSH_SIEM, no global route): (r) one forwarder with --routes routes
 // configured and the backlog spread over --busy-routes of them, its drain

@@ -11,7 +11,7 @@ import (
 
 // writeReport prints res for a person: each phase's numbers, then every
 // target with its verdict and, when missed, by how much. With --fsync=both
-// each of phases a, b and d is printed once per mode, and phase c as one
+// each of phases a, f, b and d is printed once per mode, and phase c as one
 // table with the two modes side by side.
 func writeReport(w io.Writer, res *Results) error {
 	p := &printer{w: w, cpus: res.CPUs}
@@ -47,6 +47,25 @@ func writeReport(w io.Writer, res *Results) error {
 			p.f("    drain          %8.2f s   %10s events/s", float64(a.Seconds), count(a.Rate))
 			p.runs(a)
 			p.f("    bench CPU      %8.2f s   (nats-server + bare consumer, during the drain)", float64(a.BenchCPUSeconds))
+		}
+	}
+	for _, m := range modes {
+		if f := m.Floor; f != nil {
+			title(m, "(f) protocol floor: (a)'s consumer → batches of %d, %d in flight, huntress.Client.Send (gzip level 1) → (b)'s collector, ack after 2xx; informative", floorBatch, floorInFlight)
+			p.publish(f)
+			p.f("    drain          %8.2f s   %10s events/s", float64(f.Seconds), count(f.Rate))
+			p.runs(f)
+			p.f("    bench CPU      %8.2f s   (nats-server + floor pipeline + collector, during the drain)", float64(f.BenchCPUSeconds))
+			if f.Seconds > 0 && p.cpus > 0 {
+				p.f("    machine busy   %8.0f %%   ≈ bench CPU / (drain time × %d CPUs)",
+					100*float64(f.BenchCPUSeconds)/(float64(f.Seconds)*float64(p.cpus)), p.cpus)
+			}
+			if m.Ceiling != nil {
+				p.f("    ratio f/a      %8.2f   (what gzip, HTTP and the collector leave of the ceiling)", m.FloorRatio)
+			}
+			if m.Forwarder != nil {
+				p.f("    ratio b/f      %8.2f   (the forwarder against the floor: its own overhead)", m.ForwarderFloorRatio)
+			}
 		}
 	}
 	for _, m := range modes {

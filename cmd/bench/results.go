@@ -36,6 +36,14 @@ type Phases struct {
 	ScaleOutRatio float64     `json:"scale_out_ratio,omitempty"`
 	RouteScale    *RouteScale `json:"route_scale,omitempty"` // (r)
 	Isolation     *Isolation  `json:"isolation,omitempty"`   // (i)
+
+	// Floor is the protocol floor, (f): a minimal pipeline in the bench
+	// process (phase a's consumer, huntress.Client.Send, ack after) into
+	// phase b's collector. Informative: it has no target.
+	Floor               *Drain  `json:"floor,omitempty"`
+	FloorRatio          float64 `json:"floor_ratio,omitempty"`           // (f)/(a)
+	ForwarderFloorRatio float64 `json:"forwarder_floor_ratio,omitempty"` // (b)/(f)
+
 	// Publish is the backlog's publish alone, timed when --fsync=both but no
 	// phase that drains the backlog ran.
 	Publish *Drain `json:"publish,omitempty"`
@@ -65,6 +73,8 @@ func (p *Phases) backlogPublish() *Drain {
 		return p.Publish
 	case p.Ceiling != nil:
 		return p.Ceiling
+	case p.Floor != nil:
+		return p.Floor
 	case p.Forwarder != nil:
 		return &p.Forwarder.Drain
 	case p.ScaleOut != nil:
@@ -92,7 +102,8 @@ type Drain struct {
 	Rate           float64 `json:"drain_rate"`
 	// BenchCPUSeconds is the CPU the bench process used during the drain:
 	// the embedded nats-server and the collector (phase a: the bare
-	// consumer). It competes with the forwarder for the same CPUs.
+	// consumer; phase f: the floor's pipeline and the collector). It
+	// competes with the forwarder for the same CPUs.
 	BenchCPUSeconds Seconds `json:"bench_cpu_seconds"`
 	// RunRates are the drain rates of every round with --runs above 1, in
 	// the order they ran; the fields above are the median round's.

@@ -154,7 +154,7 @@ func (b *bench) runPhases(ctx context.Context, res *Results) error {
 	return nil
 }
 
-// drainPhases runs phases a, b and d against servers of m's fsync mode. With
+// drainPhases runs phases a, f, b and d against servers of m's fsync mode. With
 // --fsync=both and none of them selected, it times the backlog's publish
 // alone, so that both modes' publish rates are still reported.
 func (b *bench) drainPhases(ctx context.Context, m *Phases, res *Results) error {
@@ -169,7 +169,7 @@ func (b *bench) drainPhases(ctx context.Context, m *Phases, res *Results) error 
 	}
 	// Rounds interleave the phases, so that a noisy stretch of the machine
 	// hurts all of them alike; each phase then reports its median round.
-	var ceilings []*Drain
+	var ceilings, floors []*Drain
 	var singles, fleets []*Forwarding
 	for round := range b.opts.runs {
 		if b.opts.runs > 1 {
@@ -181,6 +181,13 @@ func (b *bench) drainPhases(ctx context.Context, m *Phases, res *Results) error 
 				return fmt.Errorf("phase a (JetStream ceiling, %s): %w", mode(m.Fsync), err)
 			}
 			ceilings = append(ceilings, a)
+		}
+		if b.opts.phases["f"] {
+			f, err := b.floor(ctx, m.Fsync)
+			if err != nil {
+				return fmt.Errorf("phase f (protocol floor, %s): %w", mode(m.Fsync), err)
+			}
+			floors = append(floors, f)
 		}
 		if b.opts.phases["b"] {
 			f, err := b.forward(ctx, "b", m.Fsync, 1, res)
@@ -198,10 +205,17 @@ func (b *bench) drainPhases(ctx context.Context, m *Phases, res *Results) error 
 		}
 	}
 	m.Ceiling = medianRun(ceilings, func(d *Drain) *Drain { return d })
+	m.Floor = medianRun(floors, func(d *Drain) *Drain { return d })
 	m.Forwarder = medianRun(singles, func(f *Forwarding) *Drain { return &f.Drain })
 	m.ScaleOut = medianRun(fleets, func(f *Forwarding) *Drain { return &f.Drain })
 	if m.Forwarder != nil && m.Ceiling != nil {
 		m.Forwarder.RatioToCeiling = m.Forwarder.Rate / m.Ceiling.Rate
+	}
+	if m.Floor != nil && m.Ceiling != nil {
+		m.FloorRatio = m.Floor.Rate / m.Ceiling.Rate
+	}
+	if m.Forwarder != nil && m.Floor != nil {
+		m.ForwarderFloorRatio = m.Forwarder.Rate / m.Floor.Rate
 	}
 	if m.ScaleOut != nil && m.Forwarder != nil {
 		m.ScaleOutRatio = m.ScaleOut.Rate / m.Forwarder.Rate
