@@ -357,17 +357,6 @@ func (r *payloadReader) Read(b []byte) (int, error) {
 	return r.r.Read(b)
 }
 
-// WriteTo writes what is left of the payload to w in one call, so that the
-// transport copies it without a buffer of its own (io.Copy prefers WriteTo).
-func (r *payloadReader) WriteTo(w io.Writer) (int64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return 0, nil
-	}
-	return r.r.WriteTo(w)
-}
-
 func (r *payloadReader) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

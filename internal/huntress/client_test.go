@@ -535,34 +535,3 @@ func TestClientDescribesDestinationWithoutToken(t *testing.T) {
 		}
 	}
 }
-
-// The transport copies a request body with io.Copy, which uses the body's
-// WriteTo instead of a 32 KiB buffer of its own per request. WriteTo must
-// write exactly what Read would, and nothing once the reader is closed (its
-// buffer may be back in the pool).
-func TestPayloadReaderWriteTo(t *testing.T) {
-	buf := getBuffer()
-	buf.b = append(buf.b, "0123456789"...)
-	p := newPayload(buf)
-	r := p.reader()
-	wt, ok := r.(io.WriterTo)
-	if !ok {
-		t.Fatal("the payload reader does not implement io.WriterTo")
-	}
-	head := make([]byte, 3)
-	if _, err := io.ReadFull(r, head); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if n, err := wt.WriteTo(&out); err != nil || n != 7 || out.String() != "3456789" {
-		t.Fatalf("WriteTo after 3 bytes read = %d, %v, wrote %q; want 7, nil, %q", n, err, out.String(), "3456789")
-	}
-	r2 := p.reader()
-	r2.Close()
-	out.Reset()
-	if n, err := r2.(io.WriterTo).WriteTo(&out); n != 0 || err != nil || out.Len() != 0 {
-		t.Fatalf("WriteTo after Close = %d, %v, wrote %q; want nothing", n, err, out.String())
-	}
-	r.Close()
-	p.release()
-}
