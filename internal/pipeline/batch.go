@@ -61,12 +61,13 @@ func (b *batch) add(m jetstream.Msg, ev delivery.Event) {
 // busy, so events accumulate into full batches while they work. A full batch
 // blocks the loop until a sender takes it, which is the route's backpressure.
 //
-// While a full batch waits for a sender, the loop still takes what the pull
-// loop has in hand, up to the prefetch, into a backlog whose messages it
-// keeps alive like the batch's: during an outage longer than the ack wait,
-// nothing pulled expires and comes back to be sent twice. (When the breaker
-// opens, the pull loop stops pulling, so the backlog ends at what was
-// already buffered.)
+// While a full batch waits for a sender, or an event for memory budget, the
+// loop still takes what the pull loop has in hand, up to the prefetch, into a
+// backlog whose messages it keeps alive like the batch's: during an outage
+// longer than the ack wait, nothing pulled expires and comes back to be sent
+// twice. When the breaker opens, or such a wait lasts a keepalive period
+// (see stall), the pull loop stops pulling, so the backlog ends at what was
+// already buffered.
 //
 // When in is closed (the route stops pulling), the batch in hand is still
 // offered until hard is done, then NAKed. batchLoop closes r.batches on return.
@@ -86,18 +87,22 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 	keepalive := time.NewTicker(every)
 	defer keepalive.Stop()
 	maxBacklog := r.prefetch + cap(in)
-	handOff := func() {
+	// handOff blocks until a sender takes the batch being filled. held, when
+	// not nil, is a message in hand outside any batch, kept alive too.
+	handOff := func(held jetstream.Msg) {
 		b := cur
 		cur, lingerC, lingered = nil, nil, false
 		if timer != nil {
 			timer.Stop()
 		}
+		st := stall{r: r}
+		defer st.end()
 		for {
 			// The cap holds while the route is healthy and still pulling;
-			// once its breaker opened it pulls no more, and all that was
-			// buffered is taken.
+			// once its breaker opened, or the wait stalled the pulling, it
+			// pulls no more, and all that was buffered is taken.
 			var take <-chan jetstream.Msg
-			if inOpen && (backlog.len() < maxBacklog || !r.breaker.isHealthy()) {
+			if inOpen && (st.holding || backlog.len() < maxBacklog || !r.breaker.isHealthy()) {
 				take = in
 			}
 			select {
@@ -108,13 +113,49 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 					inOpen = false
 					continue
 				}
+				st.took(m)
 				backlog.add(m)
 			case now := <-keepalive.C:
 				b.keepAlive(now, every)
 				backlog.keepAlive()
+				if held != nil {
+					_ = held.InProgress()
+				}
+				st.tick()
 			case <-hard.Done():
 				r.settleNak(b.msgs)
 				return
+			}
+		}
+	}
+	// waitBudget waits for the budget of an event of n bytes, m in hand, and
+	// reports whether it came (false: hard is done). Other routes' batches
+	// hold the budget, maybe for long if their destinations are down; the
+	// wait keeps m and the backlog alive, and stalls like handOff's.
+	waitBudget := func(m jetstream.Msg, n int) bool {
+		got := make(chan error, 1)
+		go func() { got <- r.budget.acquire(hard, n) }() // ends with hard at the latest
+		st := stall{r: r}
+		defer st.end()
+		for {
+			var take <-chan jetstream.Msg
+			if inOpen && (st.holding || backlog.len() < maxBacklog) {
+				take = in
+			}
+			select {
+			case err := <-got:
+				return err == nil
+			case m, ok := <-take:
+				if !ok {
+					inOpen = false
+					continue
+				}
+				st.took(m)
+				backlog.add(m)
+			case <-keepalive.C:
+				_ = m.InProgress()
+				backlog.keepAlive()
+				st.tick()
 			}
 		}
 	}
@@ -129,9 +170,9 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 			// Do not sit on a partial batch while waiting for budget:
 			// send it, so that it can be settled and give budget back.
 			if cur != nil {
-				handOff()
+				handOff(m)
 			}
-			if err := r.budget.acquire(hard, len(ev.Body)); err != nil {
+			if !waitBudget(m, len(ev.Body)) {
 				_ = m.Nak()
 				return
 			}
@@ -145,7 +186,7 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 			return
 		}
 		if cur != nil && cur.bytes+len(ev.Body)+envelopeOverhead > r.cfg.MaxBatchBytes {
-			handOff()
+			handOff(m)
 		}
 		if cur == nil {
 			cur = newBatch(r.cfg.MaxBatchEvents)
@@ -160,7 +201,7 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 		}
 		cur.add(m, ev)
 		if len(cur.evs) >= r.cfg.MaxBatchEvents {
-			handOff()
+			handOff(nil)
 		}
 	}
 	for {
@@ -176,7 +217,7 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 		case m, ok := <-in:
 			if !ok {
 				if cur != nil {
-					handOff()
+					handOff(nil)
 				}
 				if backlog.len() > 0 { // taken while that last batch waited
 					continue
@@ -195,6 +236,42 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 		case <-lingerC:
 			lingered, lingerC = true, nil
 		}
+	}
+}
+
+// stall is a wait of the batch loop, for a sender to take a full batch or for
+// memory budget. Messages it has not taken yet wait in the pull loop and the
+// client's buffer, where nothing keeps them alive; so once the wait has
+// lasted a whole keepalive period (its second tick), it stops the pulling
+// until the wait ends. The batch loop then takes all that was buffered into
+// its backlog, and each message is kept alive as it comes, since it may
+// have waited unseen for most of that time.
+type stall struct {
+	r       *runner
+	ticks   int
+	holding bool
+}
+
+func (s *stall) tick() {
+	s.ticks++
+	if s.ticks >= 2 && !s.holding {
+		s.holding = true
+		s.r.stats.stalls.Add(1)
+		s.r.log.Debug("batch loop stalled (senders busy, or memory budget spent); pulling stopped meanwhile")
+		s.r.pull.hold(true)
+	}
+}
+
+// took is told about each message taken during the wait.
+func (s *stall) took(m jetstream.Msg) {
+	if s.holding {
+		_ = m.InProgress()
+	}
+}
+
+func (s *stall) end() {
+	if s.holding {
+		s.r.pull.hold(false)
 	}
 }
 

@@ -193,3 +193,94 @@ func TestOutageLongerThanAckWaitSendsNothingTwice(t *testing.T) {
 		t.Errorf("%d messages redelivered", info.NumRedelivered)
 	}
 }
+
+// A route whose HEC hangs (within its timeout, so the breaker stays closed)
+// stalls with a full batch and no free sender; a route whose HEC is fine can
+// still wait long for memory budget that the first one's batches hold. In
+// both waits, what was pulled must be kept alive, and the pulling must stop:
+// a message that waits unseen past the ack wait comes back and is sent
+// twice.
+func TestBudgetStarvationLongerThanAckWaitSendsNothingTwice(t *testing.T) {
+	js := startJetStream(t)
+	release := make(chan struct{})
+	var hanging atomic.Int64
+	hangs := startHEC(t, huntress.CollectorOptions{
+		Fail: func(r *http.Request, events [][]byte) (int, string, bool) {
+			if events != nil {
+				hanging.Add(1)
+				defer hanging.Add(-1)
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+			}
+			return 0, "", false
+		},
+	})
+	healthy := startHEC(t, huntress.CollectorOptions{})
+	cfg := fastConfig()
+	cfg.AckWait = 1500 * time.Millisecond
+	cfg.MaxBatchEvents = 20
+	cfg.MaxInFlight = 2
+	cfg.MemoryBudget = 4 << 10 // about 17 events of about 230 bytes
+	first := publishN(t, js, 400, 1, "held")
+	held := subRoute(t, "sub-00", hangs)
+	c, err := huntress.New(huntress.Config{URL: hangs.srv.URL, Token: testToken, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.Sink = c // hangs for as long as the test holds it
+	f, _ := startForwarder(t, js, cfg, held)
+	stats := func(route string) pipeline.RouteStats {
+		for _, s := range f.Stats() {
+			if s.Route == route {
+				return s
+			}
+		}
+		t.Fatalf("no route %s", route)
+		return pipeline.RouteStats{}
+	}
+	// Both sends hang, and the route took about as many events as the
+	// budget holds: it is spent, or will be with the next one.
+	eventually(t, 10*time.Second, "the hanging route holding the budget", func() bool {
+		return hanging.Load() == int64(cfg.MaxInFlight) && stats("sub-00").Received > int64(cfg.MemoryBudget)/250
+	})
+	if err := f.SetRoute(subRoute(t, "sub-01", healthy)); err != nil {
+		t.Fatal(err)
+	}
+	second := bySubscription(publishN(t, js, 400, 2, "starved"), 2)
+	for id, body := range second[0] {
+		first[id] = body // the hanging route's share
+	}
+	eventually(t, 10*time.Second, "the healthy route waiting for budget", func() bool {
+		return stats("sub-01").Stalls > 0
+	})
+	deadline := time.Now().Add(4 * cfg.AckWait)
+	for time.Now().Before(deadline) {
+		for _, c := range []string{"huntress-sub-00", "huntress-sub-01"} {
+			if info := consumerInfo(t, js, c); info.NumRedelivered != 0 {
+				t.Fatalf("%s: %d messages redelivered while the budget was spent: pulled messages were not kept alive", c, info.NumRedelivered)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(release)
+	eventually(t, 20*time.Second, "all delivered once the HEC answers", func() bool {
+		return hangs.unique() >= len(first) && healthy.unique() >= len(second[1])
+	})
+	hangs.check(t, first)
+	healthy.check(t, second[1])
+	// Each message went out from the server once: none expired in hand.
+	for c, n := range map[string]int{"huntress-sub-00": len(first), "huntress-sub-01": len(second[1])} {
+		eventually(t, 10*time.Second, c+" settled", func() bool {
+			info := consumerInfo(t, js, c)
+			return info.NumAckPending == 0 && info.NumPending == 0
+		})
+		if info := consumerInfo(t, js, c); info.Delivered.Consumer != uint64(n) {
+			t.Errorf("%s: %d deliveries of %d messages", c, info.Delivered.Consumer, n)
+		}
+	}
+	if s := stats("sub-00"); s.Stalls == 0 {
+		t.Error("the hanging route never stopped pulling while its senders hung")
+	}
+}

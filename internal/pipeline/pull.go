@@ -10,8 +10,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// puller owns the route's message iterator so that a pause or a stop can end
-// it from another goroutine.
+// puller owns the route's message iterator so that a pause, a lack of
+// budget or a stop can end it from another goroutine.
 type puller struct {
 	mu      sync.Mutex
 	it      jetstream.MessagesContext
@@ -22,8 +22,12 @@ type puller struct {
 	// (resumed closes gate), not merely for the breaker, which closes on a
 	// good probe just before it; and paused ends the wait of the iterator
 	// drained for the pause, whose last request may still be held.
-	gate   chan struct{} // closed while the route is not paused
+	gate   chan struct{} // closed while neither a pause nor a stalled batch loop holds the route
 	paused context.CancelFunc
+	// pausing and holding are what keeps the gate shut: the consumer's
+	// pause (from drain to resumed) and a long wait of the batch loop (see
+	// stall).
+	pausing, holding bool
 }
 
 func newPuller() *puller {
@@ -33,28 +37,39 @@ func newPuller() *puller {
 }
 
 // set installs a new iterator, whose Next waits are ended by cancel, or
-// drains it at once if the route was stopped or paused meanwhile.
+// drains it at once if the route was stopped, paused or held meanwhile.
 func (p *puller) set(it jetstream.MessagesContext, cancel context.CancelFunc, stillWanted bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.it, p.cancel = it, cancel
-	if p.stopped || !stillWanted {
-		p.drainLocked(p.stopped)
+	switch {
+	case p.stopped:
+		p.drainLocked(true, false)
+	case !stillWanted:
+		p.pausing = true // the breaker opened: the pause loop resumes it
+		p.drainLocked(false, true)
+	case p.pausing || p.holding:
+		p.drainLocked(false, p.pausing)
 	}
 }
 
 // drain ends the current iterator; its buffered messages are still returned.
-// With stop, no new iterator is started afterwards.
+// With stop, no new iterator is started afterwards; without, the consumer is
+// being paused, and none is started until resumed.
 func (p *puller) drain(stop bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if stop {
 		p.stopped = true
+	} else {
+		p.pausing = true
 	}
-	p.drainLocked(stop)
+	p.drainLocked(stop, !stop)
 }
 
-func (p *puller) drainLocked(stop bool) {
+// drainLocked shuts the gate (unless stop) and drains the iterator; with
+// pause, resumed later ends the wait of its Next.
+func (p *puller) drainLocked(stop, pause bool) {
 	if !stop {
 		select {
 		case <-p.gate:
@@ -66,21 +81,16 @@ func (p *puller) drainLocked(stop bool) {
 		return
 	}
 	p.it.Drain()
-	if !stop {
+	if pause {
 		p.paused = p.cancel
 	}
 	p.it, p.cancel = nil, nil
 }
 
-// resumed is called once the consumer resumed on the server. It lets new
-// iterators start, and ends the wait on the one drained for the pause: by
-// now it has returned all it had buffered.
-func (p *puller) resumed() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.paused != nil {
-		p.paused()
-		p.paused = nil
+// openLocked opens the gate once nothing holds it.
+func (p *puller) openLocked() {
+	if p.pausing || p.holding {
+		return
 	}
 	select {
 	case <-p.gate:
@@ -89,7 +99,35 @@ func (p *puller) resumed() {
 	}
 }
 
-// waitResumed blocks while the route is paused.
+// hold stops the pulling while the batch loop is stalled (on), so that what
+// was pulled can be taken and kept alive and nothing more arrives to wait
+// unseen; and lets it start again when the stall ends.
+func (p *puller) hold(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.holding = on
+	if on {
+		p.drainLocked(false, false)
+		return
+	}
+	p.openLocked()
+}
+
+// resumed is called once the consumer resumed on the server. It lets new
+// iterators start (unless the batch loop is stalled), and ends the wait on
+// the one drained for the pause: by now it has returned all it had buffered.
+func (p *puller) resumed() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paused != nil {
+		p.paused()
+		p.paused = nil
+	}
+	p.pausing = false
+	p.openLocked()
+}
+
+// waitResumed blocks while the route is paused or its batch loop stalled.
 func (p *puller) waitResumed(ctx context.Context) error {
 	p.mu.Lock()
 	gate := p.gate

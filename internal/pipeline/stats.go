@@ -16,6 +16,7 @@ type routeStats struct {
 	requests     atomic.Int64
 	retries      atomic.Int64
 	probes       atomic.Int64
+	stalls       atomic.Int64
 	ackErrors    atomic.Int64
 	inFlight     atomic.Int64
 	breaker      atomic.Int32 // gobreaker.State
@@ -35,6 +36,7 @@ type RouteStats struct {
 	Requests     int64 // sends to the destination, retries included
 	Retries      int64
 	Probes       int64
+	Stalls       int64 // waits of the batch loop (for a sender or for memory budget) long enough to stop pulling
 	InFlight     int64 // events being sent right now
 	Breaker      string
 	PausedUntil  time.Time // zero when not paused
@@ -53,6 +55,7 @@ func (r *runner) snapshot() RouteStats {
 		Requests:     s.requests.Load(),
 		Retries:      s.retries.Load(),
 		Probes:       s.probes.Load(),
+		Stalls:       s.stalls.Load(),
 		InFlight:     s.inFlight.Load(),
 		Breaker:      gobreaker.State(s.breaker.Load()).String(),
 		Ended:        s.ended.Load(),
