@@ -131,7 +131,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the forwarders' logs after a successful run too (their folder is printed on stderr)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (nats-server, collector, bare consumer, floor pipeline) to this file; the forwarder's own comes from its --pprof")
 	fs.Var(&o.forwarderEnv, "forwarder-env", "a setting for every forwarder, KEY=value as in its environment (repeatable), to compare settings: --forwarder-env HUNTRESS_HEC_GZIP_THRESHOLD=-1")
-	fs.StringVar(&o.forwarderProf, "forwarder-cpuprofile", "", "write a CPU profile of the phase-b forwarder, taken from its --pprof while it drains, to this file, and its allocations to FILE.allocs (the last round's with --runs)")
+	fs.StringVar(&o.forwarderProf, "forwarder-cpuprofile", "", "write a CPU profile of the phase-b forwarder, taken from its --pprof while it drains, to this file, and its allocations to FILE.allocs (the last round's with --runs); phase c's go to FILE.latency and FILE.latency.allocs")
 	fs.Var(&o.fsync, "fsync", "embedded server fsyncs before it acknowledges (sync_interval: always, as shipped): true, false (embedded.Config.NoSync) or both")
 	if err := fs.Parse(args); err != nil {
 		return o, err

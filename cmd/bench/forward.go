@@ -31,7 +31,8 @@ func (b *bench) forward(ctx context.Context, phase string, fsync bool, n int, re
 	var env []string
 	var prof *profiler
 	if n == 1 && b.opts.forwarderProf != "" {
-		if prof, err = newProfiler(b.opts.forwarderProf); err != nil {
+		// 2 seconds: about the drain of the default backlog.
+		if prof, err = newProfiler(b.opts.forwarderProf, 2); err != nil {
 			return nil, err
 		}
 		env = prof.env()

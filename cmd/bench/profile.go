@@ -13,19 +13,20 @@ import (
 // profiler takes a CPU profile of one forwarder while it drains, through the
 // forwarder's --pprof on an address picked for it.
 type profiler struct {
-	path string
-	addr string
-	done chan error
+	path    string
+	addr    string
+	seconds int
+	done    chan error
 }
 
-func newProfiler(path string) (*profiler, error) {
+func newProfiler(path string, seconds int) (*profiler, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	addr := l.Addr().String()
 	l.Close()
-	return &profiler{path: path, addr: addr, done: make(chan error, 1)}, nil
+	return &profiler{path: path, addr: addr, seconds: seconds, done: make(chan error, 1)}, nil
 }
 
 // env are the forwarder settings that serve the profiler on p's address;
@@ -34,9 +35,9 @@ func (p *profiler) env() []string {
 	return []string{"FORWARDER_PPROF=true", "FORWARDER_HTTP_ADDR=" + p.addr}
 }
 
-// run waits for the forwarder to serve, then profiles its CPU for 2 seconds,
-// about the drain of the default backlog, and then writes its allocations
-// since start next to that, with the suffix .allocs.
+// run waits for the forwarder to serve, then profiles its CPU for p.seconds,
+// and then writes its allocations since start next to that, with the suffix
+// .allocs.
 func (p *profiler) run(ctx context.Context) {
 	p.done <- p.profile(ctx)
 }
@@ -55,7 +56,7 @@ func (p *profiler) profile(ctx context.Context) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	if err := fetch(base+"/debug/pprof/profile?seconds=2", p.path); err != nil {
+	if err := fetch(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, p.seconds), p.path); err != nil {
 		return err
 	}
 	return fetch(base+"/debug/pprof/allocs", p.path+".allocs")

@@ -65,7 +65,7 @@ func newRunner(cfg Config, route Route, js jetstream.JetStream, b *budget, prefe
 	}
 	r.addAttrs, r.recordAttrs = []metric.AddOption{r.attrs}, []metric.RecordOption{r.attrs}
 	r.stats.pending.Store(-1)
-	r.target.store(route.Sink, route.Destination)
+	r.target.store(route.Name, route.Sink, route.Destination)
 	if route.Rate > 0 {
 		r.limiter = rate.NewLimiter(rate.Limit(route.Rate), max(1, int(route.Rate/10)))
 	}

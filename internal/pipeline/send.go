@@ -93,7 +93,7 @@ func (r *runner) send(ctx, hard context.Context, evs []delivery.Event) error {
 		rctx, span := r.in.tracer.Start(hard, "POST", trace.WithSpanKind(trace.SpanKindClient))
 		start := time.Now()
 		err := r.breaker.do(func() error { return t.sink.Send(rctx, evs) })
-		r.observeRequest(rctx, start, evs, t.destination, err)
+		r.observeRequest(rctx, start, t, err)
 		span.End()
 		r.stats.requests.Add(1)
 		switch c := delivery.ClassOf(err); {

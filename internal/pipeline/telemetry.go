@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"net/url"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -136,34 +135,34 @@ func (r *runner) startBatchSpan(ctx context.Context, msgs []jetstream.Msg, evs [
 }
 
 // observeRequest records one HEC request: its span, its count and duration.
-func (r *runner) observeRequest(ctx context.Context, start time.Time, evs []delivery.Event, destination string, err error) {
-	status, _, _ := delivery.ReplyOf(err)
-	if err == nil {
-		status = 200 // 2xx: the client does not say which
-	}
-	class := "success"
+func (r *runner) observeRequest(ctx context.Context, start time.Time, t *target, err error) {
+	attrs, add, rec := t.okAttrs, t.okAdd, t.okRecord
 	if err != nil {
-		class = delivery.ClassOf(err).String()
+		status, _, _ := delivery.ReplyOf(err)
+		attrs = requestAttrs(r.route.Name, t.host, status, delivery.ClassOf(err).String())
+		opt := metric.WithAttributeSet(attrs)
+		add, rec = []metric.AddOption{opt}, []metric.RecordOption{opt}
 	}
-	host := destination
-	if u, perr := url.Parse(destination); perr == nil && u.Host != "" {
-		host = u.Hostname()
-	}
-	attrs := attribute.NewSet(
-		attribute.String("route", r.route.Name),
-		attribute.String("http.request.method", "POST"),
-		attribute.String("server.address", host),
-		attribute.Int("http.response.status_code", status),
-		attribute.String("ezssh.hec.class", class),
-	)
-	r.in.requests.Add(ctx, 1, metric.WithAttributeSet(attrs))
-	r.in.requestDuration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributeSet(attrs))
+	r.in.requests.Add(ctx, 1, add...)
+	r.in.requestDuration.Record(ctx, time.Since(start).Seconds(), rec...)
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		span.SetAttributes(attrs.ToSlice()...)
 		if err != nil {
 			span.SetStatus(codes.Error, err.Error())
 		}
 	}
+}
+
+// requestAttrs are the attributes of a HEC request's metrics and span; a
+// status of 200 stands for any 2xx (the client does not say which).
+func requestAttrs(route, host string, status int, class string) attribute.Set {
+	return attribute.NewSet(
+		attribute.String("route", route),
+		attribute.String("http.request.method", "POST"),
+		attribute.String("server.address", host),
+		attribute.Int("http.response.status_code", status),
+		attribute.String("ezssh.hec.class", class),
+	)
 }
 
 // observeDelivered records a batch the destination accepted.
