@@ -257,6 +257,7 @@ func (s *stall) tick() {
 	if s.ticks >= 2 && !s.holding {
 		s.holding = true
 		s.r.stats.stalls.Add(1)
+		s.r.in.stalls.Add(context.Background(), 1, s.r.addAttrs...)
 		s.r.log.Debug("batch loop stalled (senders busy, or memory budget spent); pulling stopped meanwhile")
 		s.r.pull.hold(true)
 	}

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
 	"github.com/ezssh/siem-forwarder/audit"
 	"github.com/ezssh/siem-forwarder/internal/huntress"
 	"github.com/ezssh/siem-forwarder/internal/pipeline"
@@ -223,6 +226,8 @@ func TestBudgetStarvationLongerThanAckWaitSendsNothingTwice(t *testing.T) {
 	cfg.MaxBatchEvents = 20
 	cfg.MaxInFlight = 2
 	cfg.MemoryBudget = 4 << 10 // about 17 events of about 230 bytes
+	reader := sdkmetric.NewManualReader()
+	cfg.Meters = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	first := publishN(t, js, 400, 1, "held")
 	held := subRoute(t, "sub-00", hangs)
 	c, err := huntress.New(huntress.Config{URL: hangs.srv.URL, Token: testToken, Timeout: time.Minute})
@@ -282,5 +287,25 @@ func TestBudgetStarvationLongerThanAckWaitSendsNothingTwice(t *testing.T) {
 	}
 	if s := stats("sub-00"); s.Stalls == 0 {
 		t.Error("the hanging route never stopped pulling while its senders hung")
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	stalled := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name == "ezssh.forwarder.stalls" {
+				for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+					route, _ := dp.Attributes.Value("route")
+					stalled[route.AsString()] = dp.Value
+				}
+			}
+		}
+	}
+	for _, route := range []string{"sub-00", "sub-01"} {
+		if stalled[route] != stats(route).Stalls {
+			t.Errorf("stalls metric of %s = %d, want %d as in its stats", route, stalled[route], stats(route).Stalls)
+		}
 	}
 }

@@ -25,7 +25,7 @@ const maxLinks = 128
 // rest are ezssh.forwarder.*. Every one carries the route.
 type instruments struct {
 	received, delivered, deadLettered, returned metric.Int64Counter
-	requests                                    metric.Int64Counter
+	requests, stalls                            metric.Int64Counter
 	requestDuration                             metric.Float64Histogram
 	batchEvents, batchBytes                     metric.Int64Histogram
 	latency                                     metric.Float64Histogram
@@ -56,6 +56,7 @@ func newInstruments(cfg Config, f *Forwarder) (*instruments, error) {
 	in.deadLettered = counter("ezssh.forwarder.events.dead_lettered", "Events stored in the dead-letter stream, by reason.", "{event}")
 	in.returned = counter("ezssh.forwarder.events.skipped", "Events returned to the stream undelivered (shutdown, route stopped or changed); they are delivered later.", "{event}")
 	in.requests = counter("ezssh.forwarder.hec.requests", "Requests to the destination, by HTTP status and outcome class.", "{request}")
+	in.stalls = counter("ezssh.forwarder.stalls", "Waits of a route for a free sender or for memory budget that lasted a third of the ack wait; the route stops pulling until each ends.", "{stall}")
 	if in.requestDuration, e = m.Float64Histogram("http.client.request.duration", metric.WithDescription("Duration of HEC requests."), metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)); e != nil {
 		err = e
