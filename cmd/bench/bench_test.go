@@ -366,3 +366,24 @@ func TestEventIDOf(t *testing.T) {
 		}
 	}
 }
+
+func TestFloorWarning(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		p      Phases
+		warned bool
+	}{
+		{"floor under the target", Phases{Ceiling: &Drain{Rate: 200}, Floor: &Drain{Rate: 110}, FloorRatio: 0.55}, true},
+		{"floor over the target", Phases{Ceiling: &Drain{Rate: 200}, Floor: &Drain{Rate: 130}, FloorRatio: 0.65}, false},
+		{"no floor", Phases{Ceiling: &Drain{Rate: 200}}, false},
+		{"no ceiling", Phases{Floor: &Drain{Rate: 110}}, false},
+	} {
+		w := tc.p.floorWarning()
+		if (w != "") != tc.warned {
+			t.Errorf("%s: warning %q, want one: %v", tc.name, w, tc.warned)
+		}
+		if tc.warned && !strings.Contains(w, "0.55") {
+			t.Errorf("%s: warning %q does not give the floor's ratio", tc.name, w)
+		}
+	}
+}

@@ -257,6 +257,19 @@ func (r *Results) evaluate() {
 	}
 }
 
+// ratioTarget is the least forwarder/ceiling drain rate ratio (b/a).
+const ratioTarget = 0.6
+
+// floorWarning says when the protocol floor (f) itself is under the ratio
+// target, which the forwarder, doing more, cannot then reach; "" otherwise.
+func (p *Phases) floorWarning() string {
+	if p.Floor == nil || p.Ceiling == nil || p.FloorRatio >= ratioTarget {
+		return ""
+	}
+	return fmt.Sprintf("phase f (%s): the protocol floor alone reaches %.2f of the ceiling, under the %.1f target before the forwarder's own work (validation, metrics, keep-alive) is added",
+		mode(p.Fsync), p.FloorRatio, ratioTarget)
+}
+
 func (p *Phases) targets() []Target {
 	suffix := ""
 	if !p.Fsync {
@@ -268,7 +281,7 @@ func (p *Phases) targets() []Target {
 	}
 	if b := p.Forwarder; b != nil {
 		if p.Ceiling != nil {
-			add("forwarder / JetStream ceiling (b/a)", b.RatioToCeiling, 0.6, false, "")
+			add("forwarder / JetStream ceiling (b/a)", b.RatioToCeiling, ratioTarget, false, "")
 		}
 		add("forwarder CPU per 100k events", b.CPUPer100k, 1, true, "CPU-s")
 		add("forwarder peak RSS", float64(b.PeakRSSBytes)/1e6, 100, true, "MB")

@@ -213,6 +213,9 @@ func (b *bench) drainPhases(ctx context.Context, m *Phases, res *Results) error 
 	}
 	if m.Floor != nil && m.Ceiling != nil {
 		m.FloorRatio = m.Floor.Rate / m.Ceiling.Rate
+		if w := m.floorWarning(); w != "" {
+			res.Warnings = append(res.Warnings, w)
+		}
 	}
 	if m.Forwarder != nil && m.Floor != nil {
 		m.ForwarderFloorRatio = m.Forwarder.Rate / m.Floor.Rate
