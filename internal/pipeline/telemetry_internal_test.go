@@ -72,7 +72,7 @@ func TestRequestMetricsAttributes(t *testing.T) {
 				key := ""
 				for _, k := range []attribute.Key{"route", "server.address", "http.response.status_code", "ezssh.hec.class"} {
 					v, _ := dp.Attributes.Value(k)
-					key += v.Emit() + " "
+					key += v.String() + " "
 				}
 				got[key] = dp.Value
 			}
