@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -306,6 +307,58 @@ func TestBudgetStarvationLongerThanAckWaitSendsNothingTwice(t *testing.T) {
 	for _, route := range []string{"sub-00", "sub-01"} {
 		if stalled[route] != stats(route).Stalls {
 			t.Errorf("stalls metric of %s = %d, want %d as in its stats", route, stalled[route], stats(route).Stalls)
+		}
+	}
+}
+
+// A forwarder of the fleet whose own breaker never opened still pulls from a
+// consumer another instance paused: its pull request waits on the server
+// during the pause, and is served as soon as the pausing instance resumes
+// the consumer, not when the request expires (30 s).
+func TestPausedByAnotherInstanceResumesForAll(t *testing.T) {
+	js := startJetStream(t)
+	var down atomic.Bool
+	down.Store(true)
+	failing := startHEC(t, huntress.CollectorOptions{Fail: func(_ *http.Request, _ [][]byte) (int, string, bool) {
+		if down.Load() {
+			return http.StatusServiceUnavailable, `{"text":"Server is busy","code":9}`, true
+		}
+		return 0, "", false
+	}})
+	other := startHEC(t, huntress.CollectorOptions{})
+	cfg := fastConfig()
+	first := publishN(t, js, 10, 1, "before")
+	a, _ := startForwarder(t, js, cfg, pipeline.Route{Name: "global", Sink: failing.client(t)})
+	eventually(t, 20*time.Second, "the consumer paused by the first instance", func() bool { return consumerInfo(t, js, "global").Paused })
+	// The second instance joins during the pause: nothing reaches it, so
+	// its breaker stays closed and its pull request waits on the server.
+	b, _ := startForwarder(t, js, cfg, pipeline.Route{Name: "global", Sink: other.client(t)})
+	if !consumerInfo(t, js, "global").Paused {
+		t.Fatal("the second instance's start resumed the consumer paused by the first")
+	}
+	down.Store(false)
+	eventually(t, 20*time.Second, "the consumer resumed", func() bool { return !consumerInfo(t, js, "global").Paused })
+	resumed := time.Now()
+	want := map[string][]byte{}
+	for i := 0; b.Stats()[0].Delivered == 0; i++ {
+		if time.Since(resumed) > 10*time.Second {
+			t.Fatalf("the second instance delivered nothing within 10s of the resume (the first delivered %d)", a.Stats()[0].Delivered)
+		}
+		for id, body := range publishN(t, js, 20, 1, fmt.Sprintf("after-%02d", i)) {
+			want[id] = body
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("the second instance delivered its first events %v after the resume", time.Since(resumed).Round(time.Millisecond))
+	for id, body := range first {
+		want[id] = body
+	}
+	eventually(t, 20*time.Second, "everything delivered by the two instances", func() bool {
+		return failing.unique()+other.unique() >= len(want)
+	})
+	for id := range want {
+		if n := failing.count(id) + other.count(id); n != 1 {
+			t.Fatalf("event %s delivered %d times", id, n)
 		}
 	}
 }
