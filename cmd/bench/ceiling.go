@@ -34,16 +34,11 @@ func bareConsumer(durable string) jetstream.ConsumerConfig {
 // difference between (a) and (b) is the forwarder's own work.
 func (b *bench) ceiling(ctx context.Context, fsync bool) (*Drain, error) {
 	name := phaseName("a", fsync)
-	st, err := newStage(ctx, b.root, name, fsync)
+	st, pub, err := b.backlogStage(ctx, name, fsync)
 	if err != nil {
 		return nil, err
 	}
 	defer st.close()
-	b.logf("phase %s: publishing %d events (%s)", name, len(b.bodies), mode(fsync))
-	pub, err := st.publish(ctx, b.bodies)
-	if err != nil {
-		return nil, err
-	}
 	cons, err := st.js.CreateOrUpdateConsumer(ctx, audit.StreamName, bareConsumer("bench-ceiling"))
 	if err != nil {
 		return nil, err

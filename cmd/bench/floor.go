@@ -38,16 +38,11 @@ const floorConsumer = "bench-floor"
 // cost on this machine.
 func (b *bench) floor(ctx context.Context, fsync bool) (*Drain, error) {
 	name := phaseName("f", fsync)
-	st, err := newStage(ctx, b.root, name, fsync)
+	st, pub, err := b.backlogStage(ctx, name, fsync)
 	if err != nil {
 		return nil, err
 	}
 	defer st.close()
-	b.logf("phase %s: publishing %d events (%s)", name, len(b.bodies), mode(fsync))
-	pub, err := st.publish(ctx, b.bodies)
-	if err != nil {
-		return nil, err
-	}
 	col, err := startCountingCollector(len(b.bodies))
 	if err != nil {
 		return nil, err

@@ -11,16 +11,11 @@ import (
 // with SIGTERM, and what they used read from the kernel.
 func (b *bench) forward(ctx context.Context, phase string, fsync bool, n int, res *Results) (*Forwarding, error) {
 	phase = phaseName(phase, fsync)
-	st, err := newStage(ctx, b.root, phase, fsync)
+	st, pub, err := b.backlogStage(ctx, phase, fsync)
 	if err != nil {
 		return nil, err
 	}
 	defer st.close()
-	b.logf("phase %s: publishing %d events (%s)", phase, len(b.bodies), mode(fsync))
-	pub, err := st.publish(ctx, b.bodies)
-	if err != nil {
-		return nil, err
-	}
 	col, err := startCountingCollector(len(b.bodies))
 	if err != nil {
 		return nil, err
@@ -28,33 +23,25 @@ func (b *bench) forward(ctx context.Context, phase string, fsync bool, n int, re
 	defer col.Close()
 
 	b.logf("phase %s: draining with %d forwarder(s)", phase, n)
-	var env []string
 	var prof *profiler
-	if n == 1 && b.opts.forwarderProf != "" {
+	if n == 1 {
 		// 2 seconds: about the drain of the default backlog.
 		if prof, err = newProfiler(b.opts.forwarderProf, 2); err != nil {
 			return nil, err
 		}
-		env = prof.env()
 	}
 	start, cpu0 := time.Now(), selfCPU()
-	fl, err := b.startFleet(ctx, phase, n, st.url(), col.URL(), env...)
+	fl, err := b.startFleet(ctx, phase, n, st.url(), col.URL(), prof.env()...)
 	if err != nil {
 		return nil, err
 	}
 	defer fl.kill()
-	if prof != nil {
-		go prof.run(ctx)
-	}
+	prof.start(ctx)
 	if err := col.waitFor(ctx, len(b.bodies), b.opts.drainTimeout, fl.exited); err != nil {
 		return nil, fl.explain(err)
 	}
 	took, benchCPU := time.Since(start), selfCPU()-cpu0
-	if prof != nil {
-		if err := prof.wait(); err != nil {
-			res.Warnings = append(res.Warnings, "phase "+phase+": forwarder CPU profile: "+err.Error())
-		}
-	}
+	prof.finish(res, phase)
 	stats, err := fl.stop()
 	if err != nil {
 		return nil, err

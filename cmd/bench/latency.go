@@ -31,16 +31,14 @@ func (b *bench) latency(ctx context.Context, fsync bool, res *Results) (*Latency
 		return nil, err
 	}
 	defer col.Close()
-	var env []string
 	var prof *profiler
 	if b.opts.forwarderProf != "" {
 		// The steady stream after the warm-up, mostly.
 		if prof, err = newProfiler(b.opts.forwarderProf+".latency", 5); err != nil {
 			return nil, err
 		}
-		env = prof.env()
 	}
-	fl, err := b.startFleet(ctx, name, 1, st.url(), col.URL(), env...)
+	fl, err := b.startFleet(ctx, name, 1, st.url(), col.URL(), prof.env()...)
 	if err != nil {
 		return nil, err
 	}
@@ -62,14 +60,8 @@ func (b *bench) latency(ctx context.Context, fsync bool, res *Results) (*Latency
 	// A burst of 5ms' worth lets the publisher catch up after a late wake-up
 	// instead of falling below the rate; it is still a steady stream.
 	lim := rate.NewLimiter(rate.Limit(b.opts.latencyRate), max(1, b.opts.latencyRate/200))
-	if prof != nil {
-		go prof.run(ctx)
-		defer func() {
-			if err := prof.wait(); err != nil {
-				res.Warnings = append(res.Warnings, "phase "+name+": forwarder CPU profile: "+err.Error())
-			}
-		}()
-	}
+	prof.start(ctx)
+	defer prof.finish(res, name)
 	start := time.Now()
 	end := start.Add(b.opts.latencyDuration)
 	published := 0

@@ -11,7 +11,8 @@ import (
 )
 
 // profiler takes a CPU profile of one forwarder while it drains, through the
-// forwarder's --pprof on an address picked for it.
+// forwarder's --pprof on an address picked for it. A nil *profiler (no
+// --forwarder-cpuprofile) does nothing.
 type profiler struct {
 	path    string
 	addr    string
@@ -19,7 +20,11 @@ type profiler struct {
 	done    chan error
 }
 
+// newProfiler returns a profiler writing to path, or nil when path is "".
 func newProfiler(path string, seconds int) (*profiler, error) {
+	if path == "" {
+		return nil, nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -32,14 +37,30 @@ func newProfiler(path string, seconds int) (*profiler, error) {
 // env are the forwarder settings that serve the profiler on p's address;
 // they come after the bench's own FORWARDER_HTTP_ADDR, and the last one wins.
 func (p *profiler) env() []string {
+	if p == nil {
+		return nil
+	}
 	return []string{"FORWARDER_PPROF=true", "FORWARDER_HTTP_ADDR=" + p.addr}
 }
 
-// run waits for the forwarder to serve, then profiles its CPU for p.seconds,
-// and then writes its allocations since start next to that, with the suffix
-// .allocs.
-func (p *profiler) run(ctx context.Context) {
-	p.done <- p.profile(ctx)
+// start, in the background, waits for the forwarder to serve, then profiles
+// its CPU for p.seconds, and then writes its allocations since start next to
+// that, with the suffix .allocs.
+func (p *profiler) start(ctx context.Context) {
+	if p != nil {
+		go func() { p.done <- p.profile(ctx) }() // finish waits for it
+	}
+}
+
+// finish waits until the profile is written, or failed, and records a
+// failure among res's warnings: a profile is an aid, not a result.
+func (p *profiler) finish(res *Results, phase string) {
+	if p == nil {
+		return
+	}
+	if err := <-p.done; err != nil {
+		res.Warnings = append(res.Warnings, "phase "+phase+": forwarder CPU profile: "+err.Error())
+	}
 }
 
 func (p *profiler) profile(ctx context.Context) error {
@@ -82,6 +103,3 @@ func fetch(url, path string) error {
 	}
 	return f.Close()
 }
-
-// wait returns once the profile is written, or failed.
-func (p *profiler) wait() error { return <-p.done }

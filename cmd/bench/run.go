@@ -266,17 +266,11 @@ func (b *bench) routePhases(ctx context.Context, m *Phases, res *Results) error 
 // publishOnly stores the backlog in a fresh server of the given mode and
 // times that, draining nothing.
 func (b *bench) publishOnly(ctx context.Context, fsync bool) (*Drain, error) {
-	name := phaseName("publish", fsync)
-	st, err := newStage(ctx, b.root, name, fsync)
+	st, took, err := b.backlogStage(ctx, phaseName("publish", fsync), fsync)
 	if err != nil {
 		return nil, err
 	}
-	defer st.close()
-	b.logf("%s: publishing %d events (%s)", name, len(b.bodies), mode(fsync))
-	took, err := st.publish(ctx, b.bodies)
-	if err != nil {
-		return nil, err
-	}
+	st.close()
 	n := len(b.bodies)
 	return &Drain{Events: n, PublishSeconds: secs(took), PublishRate: perSecond(n, took)}, nil
 }

@@ -28,6 +28,22 @@ type stage struct {
 	stream jetstream.Stream
 }
 
+// backlogStage starts phase's own server and publishes the backlog to it,
+// returning how long the publish took. The caller closes the stage.
+func (b *bench) backlogStage(ctx context.Context, phase string, fsync bool) (*stage, time.Duration, error) {
+	st, err := newStage(ctx, b.root, phase, fsync)
+	if err != nil {
+		return nil, 0, err
+	}
+	b.logf("phase %s: publishing %d events (%s)", phase, len(b.bodies), mode(fsync))
+	took, err := st.publish(ctx, b.bodies)
+	if err != nil {
+		st.close()
+		return nil, 0, err
+	}
+	return st, took, nil
+}
+
 func newStage(ctx context.Context, root, name string, fsync bool) (*stage, error) {
 	dir := filepath.Join(root, "nats-"+name)
 	srv, err := embedded.Start(embedded.Config{StoreDir: dir, NoSync: !fsync})
