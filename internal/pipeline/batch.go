@@ -87,6 +87,25 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 	keepalive := time.NewTicker(every)
 	defer keepalive.Stop()
 	maxBacklog := r.prefetch + cap(in)
+	// waitIn is what a wait of the loop (st) takes from the pull loop: up to
+	// the cap while the route is healthy and still pulling; once its
+	// breaker opened, or the wait stalled the pulling, it pulls no more, and
+	// all that was buffered is taken. nil when nothing is to be taken.
+	waitIn := func(st *stall) <-chan jetstream.Msg {
+		if inOpen && (st.holding || backlog.len() < maxBacklog || !r.breaker.isHealthy()) {
+			return in
+		}
+		return nil
+	}
+	// takeIn puts what a wait took from the pull loop into the backlog.
+	takeIn := func(st *stall, m jetstream.Msg, ok bool) {
+		if !ok {
+			inOpen = false
+			return
+		}
+		st.took(m)
+		backlog.add(m)
+	}
 	// handOff blocks until a sender takes the batch being filled. held, when
 	// not nil, is a message in hand outside any batch, kept alive too.
 	handOff := func(held jetstream.Msg) {
@@ -98,23 +117,11 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 		st := stall{r: r}
 		defer st.end()
 		for {
-			// The cap holds while the route is healthy and still pulling;
-			// once its breaker opened, or the wait stalled the pulling, it
-			// pulls no more, and all that was buffered is taken.
-			var take <-chan jetstream.Msg
-			if inOpen && (st.holding || backlog.len() < maxBacklog || !r.breaker.isHealthy()) {
-				take = in
-			}
 			select {
 			case r.batches <- b:
 				return
-			case m, ok := <-take:
-				if !ok {
-					inOpen = false
-					continue
-				}
-				st.took(m)
-				backlog.add(m)
+			case m, ok := <-waitIn(&st):
+				takeIn(&st, m, ok)
 			case now := <-keepalive.C:
 				b.keepAlive(now, every)
 				backlog.keepAlive()
@@ -138,20 +145,11 @@ func (r *runner) batchLoop(hard context.Context, in <-chan jetstream.Msg) {
 		st := stall{r: r}
 		defer st.end()
 		for {
-			var take <-chan jetstream.Msg
-			if inOpen && (st.holding || backlog.len() < maxBacklog) {
-				take = in
-			}
 			select {
 			case err := <-got:
 				return err == nil
-			case m, ok := <-take:
-				if !ok {
-					inOpen = false
-					continue
-				}
-				st.took(m)
-				backlog.add(m)
+			case m, ok := <-waitIn(&st):
+				takeIn(&st, m, ok)
 			case <-keepalive.C:
 				_ = m.InProgress()
 				backlog.keepAlive()
